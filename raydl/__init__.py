@@ -1,0 +1,53 @@
+"""raydl: a deep-learning runtime on Ray. One declarative job spec carries a model
+through data preparation, training and evaluation on a laptop or a Ray cluster."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "JobSpec",
+    "RaydlError",
+    "SpecError",
+    "load_spec",
+    "run",
+    "load_model",
+    "load_preprocessor",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch.nn as nn
+
+    from raydl.data.preprocess import Preprocessor
+    from raydl.pipeline import RunResult
+
+from raydl.errors import RaydlError, SpecError
+from raydl.spec import JobSpec, load_spec
+
+
+def run(spec: JobSpec, **kwargs: Any) -> RunResult:
+    """Run a job end to end; see :func:`raydl.pipeline.run`."""
+    from raydl.pipeline import run as _run
+
+    return _run(spec, **kwargs)
+
+
+def load_model(run_dir: str | Path) -> nn.Module:
+    """The best checkpoint's model of a run, in eval mode, on CPU; no Ray needed."""
+    from raydl.rundir import RunDir
+    from raydl.train.checkpoint import load_model_dir
+
+    return load_model_dir(RunDir.open(run_dir).best_checkpoint)
+
+
+def load_preprocessor(run_dir: str | Path) -> Preprocessor:
+    """The run's fitted preprocessor (raw rows → model input); no Ray needed."""
+    from raydl.data.preprocess import Preprocessor
+    from raydl.rundir import RunDir
+
+    return Preprocessor.load(RunDir.open(run_dir).preprocessor)

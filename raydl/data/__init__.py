@@ -1,0 +1,1 @@
+"""Data preparation on Ray Data: sources → split → preprocessing fitted on train only."""

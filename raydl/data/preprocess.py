@@ -1,0 +1,225 @@
+"""The fitted preprocessing state: feature scaling, image reshaping, label encoding.
+
+Fitted on the train split only, saved as JSON in the run directory and loadable without
+Ray, so evaluation and serving apply exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from raydl.data.sources import TENSOR_COLUMN
+from raydl.errors import DataError
+
+STATE_FILE = "preprocessor.json"
+
+
+@dataclass
+class Preprocessor:
+    """Turns raw rows into model input ``x`` (float32) and target ``y``.
+
+    Attributes:
+        task: classification or regression.
+        label: the label column of the raw rows.
+        feature_columns: the table's feature columns, or None for a tensor column ``x``.
+        input_shape: one example's shape after transform, e.g. ``[64]`` or ``[1, 28, 28]``.
+        scaling: standard, minmax or none.
+        center, scale: per feature (table) or per channel (tensor): x' = (x - center) / scale.
+        classes: the label values; a class id is its index here (classification).
+        target_center, target_scale: the regression target's scaling.
+    """
+
+    task: str
+    label: str
+    feature_columns: list[str] | None
+    input_shape: list[int]
+    scaling: str = "standard"
+    center: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    classes: list[Any] | None = None
+    target_center: float = 0.0
+    target_scale: float = 1.0
+
+    # ------------------------------------------------------------------ apply
+    def features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Model input for a batch of raw rows: float32 of shape (B, *input_shape)."""
+        if self.feature_columns is None:
+            x = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
+            if x.ndim == 4:  # (B, C, H, W): per-channel statistics
+                center = np.asarray(self.center, np.float32)[None, :, None, None]
+                scale = np.asarray(self.scale, np.float32)[None, :, None, None]
+            else:  # any other rank: per-element statistics over the flattened example
+                x = x.reshape(len(x), -1)
+                center = np.asarray(self.center, np.float32)
+                scale = np.asarray(self.scale, np.float32)
+        else:
+            x = np.stack(
+                [np.asarray(batch[c], dtype=np.float32) for c in self.feature_columns], axis=1
+            )
+            center = np.asarray(self.center, np.float32)
+            scale = np.asarray(self.scale, np.float32)
+        if self.scaling != "none":
+            x = (x - center) / scale
+        return x.reshape((len(x), *self.input_shape))
+
+    def encode_target(self, values: np.ndarray) -> np.ndarray:
+        """Class ids (int64) or the scaled regression target (float32)."""
+        if self.task == "classification":
+            assert self.classes is not None
+            classes = np.asarray(self.classes)
+            ids = np.searchsorted(classes, values)
+            ids = np.clip(ids, 0, len(classes) - 1)
+            unknown = classes[ids] != values
+            if unknown.any():
+                raise DataError(
+                    f"data.label: value {values[unknown][0]!r} was not seen when the "
+                    f"preprocessor was fitted; known: {self.classes}"
+                )
+            return ids.astype(np.int64)
+        return ((np.asarray(values, np.float64) - self.target_center) / self.target_scale).astype(
+            np.float32
+        )
+
+    def decode_target(self, y: np.ndarray) -> np.ndarray:
+        """Back to label values (class ids → labels; scaled target → original units)."""
+        if self.task == "classification":
+            return np.asarray(self.classes)[y]
+        return y * self.target_scale + self.target_center
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}``."""
+        return {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" and self.classes else 1
+
+    # ------------------------------------------------------------------ save
+    def save(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / STATE_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, default=_json_default))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Preprocessor:
+        return cls(**json.loads((Path(directory) / STATE_FILE).read_text()))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+# ---------------------------------------------------------------------- fit
+def _moments(
+    batch: dict[str, np.ndarray], columns: list[str] | None, target: str | None
+) -> dict[str, np.ndarray]:
+    """Per-feature (or per-channel) count, sum, sum of squares, min, max and bad values;
+    with ``target``, the same three sums of the regression target."""
+    if columns is None:
+        x = np.asarray(batch[TENSOR_COLUMN], dtype=np.float64)
+        x = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1]) if x.ndim == 4 else x.reshape(len(x), -1)
+    else:
+        x = np.stack([np.asarray(batch[c], dtype=np.float64) for c in columns], axis=1)
+    bad = ~np.isfinite(x)
+    xz = np.where(bad, 0.0, x)
+    y = np.asarray(batch[target], np.float64) if target else np.zeros(0)
+    return {
+        "yn": np.array([len(y)]),
+        "ys": np.array([y.sum()]),
+        "yss": np.array([(y**2).sum()]),
+        "n": np.array([(~bad).sum(0)]),
+        "s": np.array([xz.sum(0)]),
+        "ss": np.array([(xz**2).sum(0)]),
+        "min": np.array([np.where(bad, np.inf, x).min(0, initial=np.inf)]),
+        "max": np.array([np.where(bad, -np.inf, x).max(0, initial=-np.inf)]),
+        "bad": np.array([bad.sum(0)]),
+    }
+
+
+def fit_preprocessor(
+    train: ray.data.Dataset,
+    *,
+    task: str,
+    label: str,
+    feature_columns: list[str] | None,
+    tensor_shape: tuple[int, ...] | None,
+    image_shape: list[int] | None,
+    scaling: str,
+    classes: list[Any] | None,
+) -> Preprocessor:
+    """Fit scaling on the train split with one distributed pass (per-block moments,
+    summed here), and the regression target's scaling.
+
+    Raises:
+        DataError: missing or non-finite values, or an image shape that does not fit.
+    """
+    if feature_columns is None:
+        assert tensor_shape is not None
+        shape = list(image_shape or tensor_shape)
+        if int(np.prod(shape)) != int(np.prod(tensor_shape)):
+            raise DataError(f"data.image.shape: {shape} does not hold {list(tensor_shape)} values")
+    else:
+        shape = list(image_shape) if image_shape else [len(feature_columns)]
+        if int(np.prod(shape)) != len(feature_columns):
+            raise DataError(
+                f"data.image.shape: {shape} holds {int(np.prod(shape))} values, "
+                f"but there are {len(feature_columns)} feature columns"
+            )
+    parts = train.map_batches(
+        _moments,
+        fn_args=(feature_columns, label if task == "regression" else None),
+        batch_format="numpy",
+        batch_size=4096,
+    ).take_all()
+    if not parts:
+        raise DataError("data.split: the train split is empty")
+    n = np.sum([p["n"] for p in parts], axis=0)
+    s = np.sum([p["s"] for p in parts], axis=0)
+    ss = np.sum([p["ss"] for p in parts], axis=0)
+    bad = np.sum([p["bad"] for p in parts], axis=0)
+    if bad.sum():
+        names = feature_columns or [f"{TENSOR_COLUMN}[{i}]" for i in range(len(bad))]
+        where = ", ".join(f"{names[i]} ({int(bad[i])})" for i in np.flatnonzero(bad)[:5])
+        raise DataError(
+            f"data: {int(bad.sum())} missing or non-finite values in the train split: {where}; "
+            "clean the data (data.clean.missing other than 'error' is not implemented yet)"
+        )
+    mean = s / n
+    std = np.sqrt(np.maximum(ss / n - mean**2, 0.0))
+    lo = np.min([p["min"] for p in parts], axis=0)
+    hi = np.max([p["max"] for p in parts], axis=0)
+    if scaling == "standard":
+        center, scale = mean, np.where(std > 1e-12, std, 1.0)
+    elif scaling == "minmax":
+        center, scale = lo, np.where(hi - lo > 1e-12, hi - lo, 1.0)
+    else:
+        center, scale = np.zeros_like(mean), np.ones_like(mean)
+
+    target_center, target_scale = 0.0, 1.0
+    if task == "regression":
+        yn = sum(int(p["yn"]) for p in parts)
+        target_center = sum(float(p["ys"]) for p in parts) / yn
+        var = sum(float(p["yss"]) for p in parts) / yn - target_center**2
+        target_scale = float(np.sqrt(max(var, 0.0))) or 1.0
+    return Preprocessor(
+        task=task,
+        label=label,
+        feature_columns=feature_columns,
+        input_shape=shape,
+        scaling=scaling,
+        center=[float(v) for v in center],
+        scale=[float(v) for v in scale],
+        classes=classes,
+        target_center=target_center,
+        target_scale=target_scale,
+    )

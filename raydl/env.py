@@ -1,0 +1,20 @@
+"""Every environment variable raydl reads, in one place."""
+
+from __future__ import annotations
+
+import os
+
+
+def ray_address() -> str | None:
+    """``RAY_ADDRESS``: the cluster to join (set by ``ray job submit`` for its entrypoint)."""
+    return os.environ.get("RAY_ADDRESS") or None
+
+
+def object_store_bytes() -> int:
+    """``RAYDL_OBJECT_STORE_MB``: object store of an embedded Ray (default 1024 MiB)."""
+    return int(os.environ.get("RAYDL_OBJECT_STORE_MB", "1024")) * 1024 * 1024
+
+
+def runs_root() -> str:
+    """``RAYDL_RUNS_DIR``: where run directories are created (default ./runs)."""
+    return os.environ.get("RAYDL_RUNS_DIR", "runs")

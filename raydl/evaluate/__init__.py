@@ -1,0 +1,1 @@
+"""Evaluation: test metrics of the best checkpoint."""

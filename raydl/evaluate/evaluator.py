@@ -1,0 +1,47 @@
+"""Test-set evaluation of a checkpoint: predictions on the driver, exact metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+import torch.nn as nn
+
+from raydl.data.preprocess import Preprocessor
+from raydl.evaluate.metrics import compute_test_metrics
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: ray.data.Dataset, task: str, batch_size: int = 1024):
+    """``(y, y_pred, scores)`` over a dataset of ``{"x", "y"}`` rows: class ids and
+    probabilities (classification), or the model's scaled outputs (regression)."""
+    model.eval()
+    ys, outs = [], []
+    for batch in dataset.iter_torch_batches(batch_size=batch_size):
+        outs.append(model(batch["x"]).float())
+        ys.append(batch["y"])
+    y = torch.cat(ys).numpy()
+    out = torch.cat(outs)
+    if task == "classification":
+        scores = torch.softmax(out, dim=-1).numpy()
+        return y, scores.argmax(-1), scores
+    return y, out.squeeze(-1).numpy(), None
+
+
+def evaluate_model(
+    model: nn.Module,
+    test: ray.data.Dataset,
+    preprocessor: Preprocessor,
+    metrics: list[str] | None,
+) -> dict[str, Any]:
+    """Test metrics; regression errors are in the target's original units."""
+    task = preprocessor.task
+    y, y_pred, scores = predict(model, test, task)
+    if task == "regression":
+        y, y_pred = preprocessor.decode_target(y), preprocessor.decode_target(y_pred)
+    result = compute_test_metrics(task, y, y_pred, scores, metrics, preprocessor.num_outputs)
+    if task == "classification":
+        result["classes"] = [str(c) for c in np.asarray(preprocessor.classes)]
+    return result

@@ -1,0 +1,109 @@
+"""The run directory: every stage reads and writes here.
+
+    runs/<name>-<timestamp>/
+      spec.yaml  manifest.json  data_report.json  preprocessor/  checkpoints/best/
+      metrics.jsonl  metrics.json
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raydl.errors import RaydlError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    spec = property(lambda self: self.path / "spec.yaml")
+    manifest = property(lambda self: self.path / "manifest.json")
+    data_report = property(lambda self: self.path / "data_report.json")
+    preprocessor = property(lambda self: self.path / "preprocessor")
+    best_checkpoint = property(lambda self: self.path / "checkpoints" / "best")
+    metrics_log = property(lambda self: self.path / "metrics.jsonl")
+    metrics = property(lambda self: self.path / "metrics.json")
+    ray_storage = property(lambda self: self.path / "ray")
+
+    @classmethod
+    def create(cls, root: str | Path, name: str) -> RunDir:
+        """A new, empty ``<root>/<name>-<YYYYmmdd-HHMMSS>`` (suffixed if taken)."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(root).resolve() / f"{name}-{stamp}"
+        path, i = base, 1
+        while path.exists():
+            i += 1
+            path = base.with_name(f"{base.name}-{i}")
+        path.mkdir(parents=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory.
+
+        Raises:
+            RaydlError: ``path`` is not a run directory.
+        """
+        run = cls(Path(path).resolve())
+        if not run.spec.is_file():
+            raise RaydlError(f"{path}: not a raydl run directory (no spec.yaml)")
+        return run
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+    def read_json(self, path: Path) -> Any:
+        if not path.is_file():
+            raise RaydlError(f"{path}: missing; did the run reach this stage?")
+        return json.loads(path.read_text())
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with self.metrics_log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_metrics_log(self) -> list[dict[str, Any]]:
+        if not self.metrics_log.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_log.read_text().splitlines() if line]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def manifest(seed: int, data_fingerprint: str, ray_resources: dict[str, Any]) -> dict[str, Any]:
+    """Versions, seed and data fingerprint: what is needed to reproduce a run."""
+    import numpy
+    import ray
+    import torch
+
+    import raydl
+
+    return {
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "versions": {
+            "raydl": raydl.__version__,
+            "ray": ray.__version__,
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "python": platform.python_version(),
+        },
+        "platform": platform.platform(),
+        "seed": seed,
+        "data_fingerprint": data_fingerprint,
+        "git_commit": _git_commit(),
+        "ray_resources": ray_resources,
+    }

@@ -1,0 +1,548 @@
+"""The job spec: one pydantic model per section, and ``load_spec(path, overrides)``.
+
+Every field is described where it is defined; the CLI's ``raydl schema`` prints the JSON
+Schema made from these classes. Unknown keys are errors. Problems are collected and
+reported together, one line each, as ``dotted.path: what is wrong (got …); allowed: …``.
+Cross-section rules (a metric that training must report, a registered model name, …)
+live in :mod:`raydl.checks`; runtime code trusts a validated spec.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from raydl.errors import SpecError
+
+
+def _registry(family: str):
+    # Imported on first use: the registries import torch, and this module must not.
+    if family == "model":
+        from raydl.models import MODELS as registry
+    elif family == "source":
+        from raydl.data.sources import SOURCES as registry
+    elif family == "builtin":
+        from raydl.data.sources import BUILTINS as registry
+    elif family == "metric":
+        from raydl.evaluate.metrics import TEST_METRICS as registry
+    else:
+        from raydl.train import optim
+
+        registry = {"optimizer": optim.OPTIMIZERS, "scheduler": optim.SCHEDULERS,
+                    "loss": optim.LOSSES}[family]
+    return registry
+
+
+def registered(family: str) -> AfterValidator:
+    """A field validator: the name must resolve in ``family``'s registry (or be user code)."""
+
+    def check(name: str | None) -> str | None:
+        if name is not None:
+            problem = _registry(family).check(name)
+            if problem:
+                raise ValueError(problem)
+        return name
+
+    return AfterValidator(check)
+
+
+class Section(BaseModel):
+    """Base of every spec section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+class BuiltinSource(Section):
+    type: Literal["builtin"] = "builtin"
+    name: Annotated[str, registered("builtin")] = Field(
+        description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist."
+    )
+    path: str | None = Field(
+        None, description="Where the dataset's files are, for sets read from disk "
+        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist)."
+    )
+    limit: int | None = Field(
+        None, gt=0, description="Use only the first N rows (quick experiments, tests)."
+    )
+
+
+class FileSource(Section):
+    type: Literal["parquet", "csv", "jsonl"]
+    path: str = Field(description="A file, a folder of files, or a glob.")
+    columns: list[str] | None = Field(None, description="Read only these columns.")
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
+
+
+class ImagesSource(Section):
+    type: Literal["images"]
+    path: str = Field(description="A folder with one sub-folder of images per class.")
+
+
+class HFDiskSource(Section):
+    type: Literal["hf_disk"]
+    path: str = Field(description="A Hugging Face dataset saved with save_to_disk.")
+
+
+Source = Annotated[
+    Union[BuiltinSource, FileSource, ImagesSource, HFDiskSource], Field(discriminator="type")
+]
+
+
+class OutlierSpec(Section):
+    method: Literal["zscore", "iqr"] = Field("zscore", description="How outliers are found.")
+    threshold: float = Field(4.0, gt=0, description="z-score, or IQR multiple, past which a value is an outlier.")
+    action: Literal["drop", "clip"] = Field("drop", description="What happens to an outlier.")
+
+
+class CleanSpec(Section):
+    dedupe: bool = Field(False, description="Remove exact duplicate rows.")
+    missing: Literal["error", "drop", "mean", "median", "most_frequent", "constant"] = Field(
+        "error", description="What to do with missing values; 'error' names the first bad row."
+    )
+    outliers: OutlierSpec | None = Field(None, description="Outlier rule for numeric columns.")
+
+
+class FeatureSpec(Section):
+    columns: list[str] | None = Field(
+        None, description="Feature columns of a table (default: every column but the label)."
+    )
+    numeric: Literal["standard", "minmax", "robust", "none"] = Field(
+        "standard", description="Scaling fitted on the train split only."
+    )
+    categorical: Literal["onehot", "ordinal", "none"] = Field(
+        "none", description="Encoding of non-numeric columns."
+    )
+
+
+class ImageSpec(Section):
+    shape: list[int] = Field(
+        description="[channels, height, width] of one image.", min_length=3, max_length=3
+    )
+
+
+class TokenizerSpec(Section):
+    type: Literal["bpe", "wordpiece", "pretrained"] = "bpe"
+    vocab_size: int = Field(8000, gt=0)
+    path: str | None = None
+
+
+class TextSpec(Section):
+    column: str = Field("text", description="The text column.")
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    max_length: int = Field(128, gt=0, description="Tokens per example after truncation/padding.")
+
+
+class AugmentStep(Section):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="The augmentation's name (rotate, cutout, mixup, …).")
+
+
+class SplitSpec(Section):
+    method: Literal["random", "stratified", "time", "group", "kfold"] = Field(
+        "stratified", description="How rows are assigned to train/val/test."
+    )
+    val: float = Field(0.15, ge=0, lt=1, description="Fraction of rows for validation.")
+    test: float = Field(0.15, gt=0, lt=1, description="Fraction of rows for the test set.")
+    column: str | None = Field(None, description="The time or group column (time/group).")
+    k: int | None = Field(None, ge=2, description="Folds (kfold).")
+
+
+class DataSpec(Section):
+    source: Source = Field(description="Where the rows come from; chosen by `type`.")
+    task: Literal["classification", "regression", "language_modeling"] = Field(
+        "classification", description="What is predicted."
+    )
+    label: str = Field("label", description="The label (target) column.")
+    clean: CleanSpec = Field(default_factory=CleanSpec, description="Row cleaning.")
+    features: FeatureSpec = Field(default_factory=FeatureSpec, description="Feature encoding.")
+    image: ImageSpec | None = Field(
+        None, description="Image shape; set it to view flat pixel columns as images."
+    )
+    text: TextSpec | None = Field(None, description="Tokenization of a text column.")
+    augment: list[AugmentStep] = Field(default_factory=list, description="Train-only augmentation.")
+    balance: Literal["none", "oversample", "undersample", "smote", "class_weights"] = Field(
+        "none", description="Class balancing of the train split."
+    )
+    split: SplitSpec = Field(default_factory=SplitSpec, description="Train/val/test split.")
+
+
+# -------------------------------------------------------------------------- model
+class PretrainedSpec(Section):
+    path: str | None = Field(None, description="Local path of pretrained weights.")
+    freeze: list[str] = Field(default_factory=list, description="Parameter name prefixes to freeze.")
+
+
+class ModelSpec(Section):
+    arch: Annotated[str, registered("model")] = Field(description="A registered model (mlp, cnn, …) or 'module:function'.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the model's builder."
+    )
+    pretrained: PretrainedSpec = Field(default_factory=PretrainedSpec)
+
+
+# -------------------------------------------------------------------------- train
+class OptimizerSpec(Section):
+    type: Annotated[str, registered("optimizer")] = Field("adamw", description="sgd, adam, adamw, or 'module:function'.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd).")
+    nesterov: bool = Field(False, description="Nesterov momentum (sgd).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+
+
+class SchedulerSpec(Section):
+    type: Annotated[str, registered("scheduler")] = Field("none", description="none, cosine, step, or 'module:function'.")
+    warmup_epochs: int = Field(0, ge=0, description="Linear warm-up epochs (cosine).")
+    step_size: int = Field(10, gt=0, description="Epochs between decays (step).")
+    gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (step).")
+    min_lr: float = Field(0.0, ge=0, description="Final learning rate (cosine).")
+
+
+class LossSpec(Section):
+    type: Annotated[str | None, registered("loss")] = Field(
+        None, description="cross_entropy, mse, mae, huber, or 'module:function'; "
+        "default: cross_entropy for classification, mse for regression."
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing (cross_entropy).")
+    delta: float = Field(1.0, gt=0, description="Huber delta.")
+
+
+class EarlyStoppingSpec(Section):
+    metric: str = Field("val_loss", description="A metric that training reports.")
+    mode: Literal["min", "max"] | None = Field(None, description="Default: min for *loss, else max.")
+    patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as improvement.")
+
+
+class CheckpointSpec(Section):
+    metric: str = Field("val_loss", description="The metric that picks the best checkpoint.")
+    mode: Literal["min", "max"] | None = Field(None, description="Default: min for *loss, else max.")
+    keep: int = Field(2, ge=1, description="Checkpoints kept (the best by metric).")
+
+
+class TrainSpec(Section):
+    workers: int = Field(2, ge=1, description="Ray Train workers (DDP processes).")
+    cpus_per_worker: float = Field(
+        1.0, gt=0, description="Logical CPUs each worker reserves; leave some for Ray Data."
+    )
+    use_gpu: bool = Field(False, description="One GPU per worker; NCCL instead of gloo.")
+    strategy: Literal["ddp", "deepspeed"] = Field("ddp", description="Distributed strategy.")
+    zero_stage: Literal[1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Compute precision.")
+    epochs: int = Field(10, ge=1, description="Passes over the train split.")
+    batch_size: int = Field(
+        64, ge=1, description="Global batch size: split evenly over the workers."
+    )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    grad_clip: float | None = Field(None, gt=0, description="Max global gradient norm.")
+    early_stopping: EarlyStoppingSpec | None = Field(None, description="Stop when a metric stalls.")
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    max_failures: int = Field(0, ge=0, description="Worker-group restarts before the run fails.")
+
+
+# ------------------------------------------------------- evaluate, tune, compress
+class CrossValidationSpec(Section):
+    k: int = Field(5, ge=2, description="Folds.")
+
+
+class EvaluateSpec(Section):
+    metrics: list[Annotated[str, registered("metric")]] | None = Field(
+        None, description="Test metrics by name; default: all that fit the task."
+    )
+    cross_validation: CrossValidationSpec | None = Field(None, description="k-fold CV.")
+
+
+class TuneSchedulerSpec(Section):
+    type: Literal["asha", "hyperband", "median", "pbt", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class TuneSpec(Section):
+    num_samples: int = Field(8, ge=1, description="Trials.")
+    search: Literal["grid", "random", "optuna", "hyperopt"] = "random"
+    scheduler: TuneSchedulerSpec | None = None
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    space: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Dotted spec path → {uniform|loguniform|choice|…: args}."
+    )
+
+
+class DistillSpec(Section):
+    student: ModelSpec
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.7, ge=0, le=1)
+
+
+class SelectSpec(Section):
+    max_accuracy_drop: float = Field(0.01, ge=0)
+    prefer: Literal["latency", "size"] = "latency"
+
+
+class PruneSpec(Section):
+    amount: float = Field(gt=0, lt=1)
+
+
+class CompressSpec(Section):
+    prune: PruneSpec | None = None
+    quantize: Literal["dynamic_int8", "static_int8"] | None = None
+    distill: DistillSpec | None = None
+    export: Literal["onnx"] | None = None
+    select: SelectSpec = Field(default_factory=SelectSpec)
+
+
+# ---------------------------------------------------------- serve, tracking, cluster
+class BatchingSpec(Section):
+    max_batch_size: int = Field(32, ge=1)
+    wait_s: float = Field(0.01, ge=0)
+
+
+class AutoscalingSpec(Section):
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    target_ongoing_requests: float = Field(8, gt=0)
+
+
+class ServeSpec(Section):
+    route_prefix: str = "/"
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    threshold: float | None = Field(None, ge=0, le=1)
+
+
+class WandbSpec(Section):
+    project: str = "raydl"
+    mode: Literal["online", "offline", "disabled"] = "offline"
+
+
+class TrackingSpec(Section):
+    wandb: WandbSpec | None = None
+    tensorboard: bool = False
+
+
+class WorkerGroupSpec(Section):
+    name: str
+    min: int = Field(0, ge=0)
+    max: int = Field(1, ge=0)
+    gpu: int = Field(0, ge=0)
+    cpu: float = Field(1, gt=0)
+    memory: str = "4Gi"
+
+
+class ClusterSpec(Section):
+    address: str | None = Field(
+        None, description="Ray address to join (ray://… or host:port); null: embedded local Ray."
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="Logical CPUs of the embedded Ray (default: twice the cores)."
+    )
+    storage: str | None = Field(None, description="Where run directories go (local path or URI).")
+    image: str = "rayproject/ray:2.60.0-py311"
+    worker_groups: list[WorkerGroupSpec] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------ the job
+class JobSpec(Section):
+    """A raydl job: data → model → train → evaluate (→ tune → compress → serve)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name (letters, digits, _.-)."
+    )
+    seed: int = Field(0, ge=0, description="Seeds splits, initialization and shuffling.")
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    tune: TuneSpec | None = None
+    compress: CompressSpec | None = None
+    serve: ServeSpec | None = None
+    tracking: TrackingSpec | None = None
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------------- loading
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw spec dict.
+
+    Raises:
+        SpecError: an override is not ``path=value``, or walks through a non-mapping.
+    """
+    problems = []
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        if not sep or not path.strip():
+            problems.append(f"{item}: an override is written dotted.path=value")
+            continue
+        keys = path.strip().split(".")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            problems.append(f"{path}: cannot parse {text!r} as a value ({e.__class__.__name__})")
+            continue
+        node = raw
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                problems.append(f"{'.'.join(keys[: i + 1])}: is not a section, cannot set {path}")
+                break
+            node = child
+        else:
+            node[keys[-1]] = value
+    if problems:
+        raise SpecError(problems)
+    return raw
+
+
+def _dotted(loc: tuple[Any, ...], raw: Any) -> str:
+    """Turn a pydantic error location into the user's dotted path.
+
+    Tagged unions add the tag (``source.builtin.name``), which is not a key the user
+    wrote: a location element that is not a key of the input at that point is skipped.
+    """
+    parts: list[str] = []
+    node = raw
+    for i, el in enumerate(loc):
+        if isinstance(node, dict) and isinstance(el, str) and el not in node and i < len(loc) - 1:
+            continue  # a union tag
+        if isinstance(node, list) and isinstance(el, int):
+            parts[-1:] = [f"{parts[-1]}[{el}]"] if parts else [f"[{el}]"]
+            node = node[el] if el < len(node) else None
+            continue
+        parts.append(str(el))
+        node = node.get(el) if isinstance(node, dict) else None
+    return ".".join(parts) or "(spec)"
+
+
+def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str]:
+    """The keys allowed where an unknown key was found, from the JSON Schema."""
+    schema = JobSpec.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def resolve(s: dict[str, Any], data: Any) -> dict[str, Any]:
+        while True:
+            if "$ref" in s:
+                s = defs[s["$ref"].split("/")[-1]]
+            elif "anyOf" in s or "oneOf" in s:
+                options = [o for o in s.get("anyOf", s.get("oneOf", [])) if o.get("type") != "null"]
+                options = [defs[o["$ref"].split("/")[-1]] if "$ref" in o else o for o in options]
+                tag = data.get("type") if isinstance(data, dict) else None
+                match = [
+                    o for o in options
+                    if tag is None or tag == o.get("properties", {}).get("type", {}).get("const")
+                    or tag in o.get("properties", {}).get("type", {}).get("enum", [])
+                ]
+                s = (match or options or [{}])[0]
+            else:
+                return s
+
+    s, node = resolve(schema, raw), raw
+    for el in loc[:-1]:
+        if isinstance(el, int):
+            s = resolve(s.get("items", {}), node[el] if isinstance(node, list) else None)
+            node = node[el] if isinstance(node, list) and el < len(node) else None
+            continue
+        props = s.get("properties", {})
+        if el not in props:
+            continue  # a union tag
+        node = node.get(el) if isinstance(node, dict) else None
+        s = resolve(props[el], node)
+    return sorted(s.get("properties", {}))
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+    from raydl.registry import did_you_mean
+
+    loc = err["loc"]
+    path = _dotted(loc, raw)
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc, raw)
+        hint = did_you_mean(str(loc[-1]), allowed)
+        return f"{path}: unknown key; {hint}allowed: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{path}: required, but missing"
+    msg = err["msg"]
+    if kind == "value_error":
+        return f"{path}: {msg.removeprefix('Value error, ')}"
+    msg = re.sub(r"^(Input|Value|String|List|Dictionary|Tuple) should ", "must ", msg)
+    if kind == "union_tag_invalid":
+        msg = "must be one of " + err.get("ctx", {}).get("expected_tags", "")
+        value = (value or {}).get("type") if isinstance(value, dict) else value
+    return f"{path}: {msg}, got {value!r}"
+
+
+def validate_spec(raw: Any) -> JobSpec:
+    """Validate a raw spec mapping; all problems at once.
+
+    Raises:
+        SpecError: one line per problem, with its dotted path.
+    """
+    from raydl.checks import check_spec, check_unimplemented
+
+    if not isinstance(raw, dict):
+        raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
+    problems = check_unimplemented(raw)
+    try:
+        spec = JobSpec.model_validate(raw)
+    except ValidationError as e:
+        schema_problems = [_describe(err, raw) for err in e.errors()]
+        flagged = {line.split(":")[0] for line in schema_problems}
+        raise SpecError(
+            schema_problems + [p for p in problems if p.split(":")[0] not in flagged]
+        ) from None
+    problems += check_spec(spec)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML spec file into a raw mapping.
+
+    Raises:
+        SpecError: the file is missing or is not valid YAML.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError([f"{path}: no such spec file"])
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError([f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
+    return raw if raw is not None else {}
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
+    """Read, override and validate a job spec.
+
+    Args:
+        path: the YAML file.
+        overrides: ``dotted.path=value`` strings applied before validation.
+
+    Raises:
+        SpecError: every problem found, one line each.
+    """
+    raw = read_spec_file(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
+        raw = apply_overrides(raw, overrides)
+    return validate_spec(raw)

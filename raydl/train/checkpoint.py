@@ -1,0 +1,70 @@
+"""The checkpoint format: plain files, loadable without Ray.
+
+    model.safetensors   the model's weights
+    model.json          how to rebuild it: {arch, params, input_shape, num_outputs}
+    train_state.pt      epoch, early-stopping state, optimizer/scheduler/scaler state
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from raydl.models import build_model
+
+WEIGHTS, CONFIG, TRAIN_STATE = "model.safetensors", "model.json", "train_state.pt"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def save(directory: str | Path, model: nn.Module, model_config: dict[str, Any], *,
+         train_state: dict[str, Any] | None = None, optimizer=None, scheduler=None,
+         scaler=None) -> None:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    # safetensors refuses shared storage; contiguous copies are cheap for our sizes
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(d / WEIGHTS))
+    (d / CONFIG).write_text(json.dumps(model_config, indent=2))
+    if train_state is not None:
+        torch.save(
+            {
+                **train_state,
+                "optimizer": optimizer.state_dict() if optimizer else None,
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "scaler": scaler.state_dict() if scaler else None,
+            },
+            d / TRAIN_STATE,
+        )
+
+
+def load_model_dir(directory: str | Path, device: str = "cpu") -> nn.Module:
+    """Rebuild the model from a checkpoint directory, in eval mode."""
+    d = Path(directory)
+    cfg = json.loads((d / CONFIG).read_text())
+    model = build_model(cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"])
+    model.load_state_dict(load_file(str(d / WEIGHTS), device=device))
+    return model.to(device).eval()
+
+
+def load_train_state(directory: str | Path, model: nn.Module, optimizer, scheduler,
+                     scaler) -> dict[str, Any]:
+    """Restore weights and optimizer/scheduler/scaler state; return the loop state."""
+    d = Path(directory)
+    model.load_state_dict(load_file(str(d / WEIGHTS)))
+    state = torch.load(d / TRAIN_STATE, weights_only=False)
+    if optimizer is not None and state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return {k: state[k] for k in ("epoch", "best", "stale")}

@@ -1,0 +1,184 @@
+"""The per-worker training loop: what each Ray Train worker runs, top to bottom.
+
+One epoch = every worker streams its shard of the train split (``iter_torch_batches``),
+steps its DDP-wrapped model, then evaluates its shard of val; sums are all-reduced so
+every worker sees the same global metrics, reports them (rank 0 with a checkpoint), and
+takes the same early-stopping decision.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from contextlib import nullcontext
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from raydl.checks import metric_mode
+from raydl.models import build_model
+from raydl.spec import JobSpec
+from raydl.train import checkpoint as ckpt
+from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
+
+
+def _all_reduce(values: list[float], device: torch.device) -> list[float]:
+    """Sum ``values`` over all workers (a no-op with one worker)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _run_epoch(model, shard, *, train: bool, loss_fn, task, batch_size, device, precision,
+               optimizer=None, scheduler=None, scaler=None, grad_clip=None, target_scale=1.0,
+               shuffle_seed=None) -> dict[str, float]:
+    """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
+    model.train(train)
+    loss_sum = hits = abs_err = sq_err = rows = 0.0
+    grad_norm_sum = steps = 0.0
+    batches = shard.iter_torch_batches(
+        batch_size=batch_size,
+        device=device,
+        local_shuffle_buffer_size=4 * batch_size if train else None,
+        local_shuffle_seed=shuffle_seed,
+    )
+    with torch.set_grad_enabled(train):
+        for batch in batches:
+            x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
+            with _autocast(precision, device):
+                out = model(x)  # (B, classes) or (B, 1)
+                if task == "regression":
+                    out = out.squeeze(-1)
+                loss = loss_fn(out.float(), y)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:  # fp16: scale the loss so small gradients survive
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if grad_clip:
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                    grad_norm_sum += float(norm)
+                steps += 1
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+            n = len(y)
+            rows += n
+            loss_sum += float(loss.detach()) * n
+            if task == "classification":
+                hits += float((out.argmax(-1) == y).sum())
+            else:  # errors in the target's original units
+                err = (out.detach().float() - y) * target_scale
+                abs_err += float(err.abs().sum())
+                sq_err += float((err**2).sum())
+    return {"loss": loss_sum, "hits": hits, "abs": abs_err, "sq": sq_err, "rows": rows,
+            "grad_norm": grad_norm_sum / max(steps, 1)}
+
+
+def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> dict[str, float]:
+    loss, hits, abs_err, sq_err, rows = _all_reduce(
+        [sums["loss"], sums["hits"], sums["abs"], sums["sq"], sums["rows"]], device
+    )
+    rows = max(rows, 1.0)
+    out = {f"{prefix}_loss": loss / rows}
+    if task == "classification":
+        out[f"{prefix}_accuracy"] = hits / rows
+    elif prefix == "val":
+        out[f"{prefix}_mae"] = abs_err / rows
+        out[f"{prefix}_rmse"] = math.sqrt(sq_err / rows)
+    return out
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry point. ``config`` holds the resolved spec and the data facts that
+    preprocessing found (input shape, outputs, train rows, target scale)."""
+    spec = JobSpec.model_validate(config["spec"])
+    t, task = spec.train, spec.data.task
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+
+    # Same seed on every rank: identical initial weights (DDP also broadcasts them).
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"],
+                        spec.model.params)
+    model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
+    optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
+
+    per_worker_batch = max(1, t.batch_size // world)
+    # streaming_split(equal=True) gives every worker the same number of rows
+    steps_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
+    scheduler = SCHEDULERS.get(t.scheduler.type)(
+        optimizer, t.scheduler, total_steps=steps_per_epoch * t.epochs,
+        steps_per_epoch=steps_per_epoch,
+    )
+    scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
+    loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
+
+    stop_metric = t.early_stopping.metric if t.early_stopping else None
+    stop_mode = metric_mode(stop_metric, t.early_stopping.mode) if t.early_stopping else "min"
+    state = {"epoch": 0, "best": None, "stale": 0}
+    resume = ray.train.get_checkpoint()
+    if resume is not None:  # a restarted worker group: continue where the checkpoint was
+        with resume.as_directory() as d:
+            state = ckpt.load_train_state(d, ckpt.unwrap(model), optimizer, scheduler, scaler)
+
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    common = dict(loss_fn=loss_fn, task=task, batch_size=per_worker_batch, device=device,
+                  precision=t.precision, target_scale=config["target_scale"])
+    for epoch in range(state["epoch"], t.epochs):
+        sums = _run_epoch(model, train_shard, train=True, optimizer=optimizer,
+                          scheduler=scheduler, scaler=scaler, grad_clip=t.grad_clip,
+                          shuffle_seed=spec.seed * 1000 + epoch * world + rank, **common)
+        metrics = _global_metrics("train", sums, task, device)
+        metrics.update(_global_metrics("val", _run_epoch(model, val_shard, train=False, **common),
+                                       task, device))
+        metrics.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"])
+        if t.grad_clip:
+            metrics["grad_norm"] = sums["grad_norm"]
+
+        # Early stopping: every rank sees the same all-reduced metrics; rank 0 decides
+        # and broadcasts, so no rank can leave the loop alone and hang the others.
+        stop = False
+        if stop_metric is not None:
+            value = metrics[stop_metric]
+            better = state["best"] is None or (
+                value < state["best"] - t.early_stopping.min_delta if stop_mode == "min"
+                else value > state["best"] + t.early_stopping.min_delta
+            )
+            state["best"], state["stale"] = (value, 0) if better else (state["best"], state["stale"] + 1)
+            stop = state["stale"] >= t.early_stopping.patience
+            stop = bool(_all_reduce([float(stop and rank == 0)], device)[0])
+        metrics["stopped_early"] = stop
+
+        state["epoch"] = epoch + 1
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                ckpt.save(tmp, ckpt.unwrap(model), config["model_config"],
+                          train_state=state, optimizer=optimizer, scheduler=scheduler,
+                          scaler=scaler)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+        if rank == 0 and config.get("progress") is not None:
+            config["progress"].put_nowait(metrics)
+        if stop:
+            break
