@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -31,6 +32,13 @@ def _all_reduce(values: list[float], device: torch.device) -> list[float]:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t)
     return t.tolist()
+
+
+def _all_reduce_max(value: float, device: torch.device) -> float:
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
 
 
 def _autocast(precision: str, device: torch.device):
@@ -145,13 +153,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     common = dict(loss_fn=loss_fn, task=task, batch_size=per_worker_batch, device=device,
                   precision=t.precision, target_scale=config["target_scale"])
     for epoch in range(state["epoch"], t.epochs):
+        started = time.perf_counter()
         sums = _run_epoch(model, train_shard, train=True, optimizer=optimizer,
                           scheduler=scheduler, scaler=scaler, grad_clip=t.grad_clip,
                           shuffle_seed=spec.seed * 1000 + epoch * world + rank, **common)
+        train_seconds = time.perf_counter() - started
         metrics = _global_metrics("train", sums, task, device)
         metrics.update(_global_metrics("val", _run_epoch(model, val_shard, train=False, **common),
                                        task, device))
-        metrics.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"])
+        metrics.update(
+            epoch=epoch + 1,
+            lr=optimizer.param_groups[0]["lr"],
+            # the slowest worker sets the pace: max over workers of the train pass time
+            train_seconds=_all_reduce_max(train_seconds, device),
+            epoch_seconds=_all_reduce_max(time.perf_counter() - started, device),
+        )
+        metrics["train_samples_per_s"] = _all_reduce([sums["rows"]], device)[0] / metrics["train_seconds"]
         if t.grad_clip:
             metrics["grad_norm"] = sums["grad_norm"]
 
