@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 
 import ray
 
 from raydl import env
+from raydl.errors import RaydlError
 from raydl.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,36 @@ def quiet_ray_data() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _check_reachable(address: str, where: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens on: ``ray.init`` would retry for minutes."""
+    if "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as e:
+        raise RaydlError(
+            f"{where}: cannot connect to the Ray cluster at {address} ({e}); is it running? "
+            "Leave it unset to run on an embedded local Ray"
+        ) from None
+
+
+def _use_token_auth_if_available() -> None:
+    """Ray 2.60 clusters from ``ray start`` demand a token by default, but a driver that
+    joins one sends it only in token mode (else: "Authentication token is missing").
+    Ray's own rule for `ray start` — token mode when RAY_AUTH_MODE is unset and a token
+    exists (~/.ray/auth_token, RAY_AUTH_TOKEN[_PATH]) — applies here too; it must refresh
+    Ray's cached config, which is why Ray's helper is used and not just the variable."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token auth
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 @contextlib.contextmanager
 def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
     """Use the Ray that is already initialized, join ``cluster.address``/``RAY_ADDRESS``,
@@ -44,7 +76,16 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
         kwargs = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
         if address:
             log.info("joining the Ray cluster at %s", address)
-            ray.init(address=address, **kwargs)
+            _use_token_auth_if_available()
+            where = "cluster.address" if spec.cluster.address else "RAY_ADDRESS"
+            _check_reachable(address, where)
+            try:
+                ray.init(address=address, **kwargs)
+            except ConnectionError as e:
+                raise RaydlError(
+                    f"{where}: cannot connect to the Ray cluster at {address} ({e}); is it "
+                    "running? Leave it unset to run on an embedded local Ray"
+                ) from e
         else:
             ray.init(
                 num_cpus=spec.cluster.num_cpus or default_num_cpus(),

@@ -9,7 +9,7 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offli
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def repo_root() -> str:
     return REPO
 

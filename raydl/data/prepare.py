@@ -46,8 +46,10 @@ def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
     ]
     if not_numeric:
         c = not_numeric[0]
+        kind = schema.field(c).type
+        kind = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else kind
         raise DataError(
-            f"data: column {c!r} is {schema.field(c).type}, not numeric; list the numeric "
+            f"data: column {c!r} is {kind}, not numeric; list the numeric "
             "columns in data.features.columns (categorical encoding is not implemented yet)"
         )
     return wanted

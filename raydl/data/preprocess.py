@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 
 import numpy as np
-import ray
 
-from raydl.data.sources import TENSOR_COLUMN
 from raydl.errors import DataError
 
+if TYPE_CHECKING:  # this module must load without Ray: serving and load_preprocessor use it
+    import ray
+
 STATE_FILE = "preprocessor.json"
+TENSOR_COLUMN = "x"  # the column of tensor sources: one array (e.g. an image) per row
 
 
 @dataclass

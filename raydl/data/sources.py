@@ -17,11 +17,10 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from raydl.data.preprocess import TENSOR_COLUMN
 from raydl.errors import DataError
 from raydl.registry import Registry
 from raydl.spec import BuiltinSource, DataSpec, FileSource
-
-TENSOR_COLUMN = "x"
 
 
 @dataclass(frozen=True)
