@@ -55,7 +55,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing raydl
 RESULT_PREFIX = "TRAIN_OVERHEAD_RESULT "
 
 # The plain DDP script torchrun runs. It prints one line: RESULT_PREFIX + JSON (rank 0).
-PLAIN_SCRIPT = r'''
+PLAIN_SCRIPT = r"""
 import time
 
 T_START = time.time()  # before the heavy imports: they are part of start-up
@@ -152,7 +152,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 # ------------------------------------------------------------------------ helpers
@@ -171,8 +171,9 @@ def epoch_seconds(start: float, epoch_ends: list[float]) -> list[float]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -207,9 +208,14 @@ def machine_facts() -> dict[str, Any]:
 def build_spec(args: argparse.Namespace):
     from raydl.spec import validate_spec
 
-    params = json.loads(args.params) if args.params else (
-        {"channels": [16, 32], "hidden": 128, "dropout": 0.1} if args.model == "cnn"
-        else {"hidden": [256, 128], "dropout": 0.1}
+    params = (
+        json.loads(args.params)
+        if args.params
+        else (
+            {"channels": [16, 32], "hidden": 128, "dropout": 0.1}
+            if args.model == "cnn"
+            else {"hidden": [256, 128], "dropout": 0.1}
+        )
     )
     source: dict[str, Any] = {"type": "builtin", "name": "fashion_mnist", "limit": args.rows}
     if args.data_path:
@@ -265,8 +271,11 @@ def run_raydl(spec, workdir: Path, data_file: Path) -> dict[str, Any]:
     def on_epoch(row: dict[str, Any]) -> None:
         arrivals.append(time.time())
         rows.append(dict(row))
-        print(f"  raydl epoch {row.get('epoch')}: {arrivals[-1] - t0:7.1f} s since start, "
-              f"val_accuracy {row.get('val_accuracy', float('nan')):.4f}", flush=True)
+        print(
+            f"  raydl epoch {row.get('epoch')}: {arrivals[-1] - t0:7.1f} s since start, "
+            f"val_accuracy {row.get('val_accuracy', float('nan')):.4f}",
+            flush=True,
+        )
 
     t0 = time.time()
     with connect(spec) as resources:
@@ -285,8 +294,7 @@ def run_raydl(spec, workdir: Path, data_file: Path) -> dict[str, Any]:
 
     train_rows = int(prepared.report["split"]["rows"]["train"])
     if len(x_train) != train_rows:
-        print(f"  warning: exported {len(x_train)} train rows, the data report says "
-              f"{train_rows}", flush=True)
+        print(f"  warning: exported {len(x_train)} train rows, the data report says {train_rows}", flush=True)
     pre = prepared.preprocessor
     return {
         "train_rows": train_rows,
@@ -314,8 +322,7 @@ def run_raydl(spec, workdir: Path, data_file: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- (b)
-def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path,
-              timeout: float) -> dict[str, Any]:
+def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path, timeout: float) -> dict[str, Any]:
     """Train with plain torch DDP under torchrun on the exported arrays."""
     t = spec.train
     script = workdir / "plain_ddp.py"
@@ -327,8 +334,11 @@ def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path,
         "params": spec.model.params,
         "input_shape": facts["input_shape"],
         "num_outputs": facts["num_outputs"],
-        "optimizer": {"lr": t.optimizer.lr, "betas": list(t.optimizer.betas),
-                      "weight_decay": t.optimizer.weight_decay},
+        "optimizer": {
+            "lr": t.optimizer.lr,
+            "betas": list(t.optimizer.betas),
+            "weight_decay": t.optimizer.weight_decay,
+        },
         "per_worker_batch": max(1, t.batch_size // t.workers),  # as raydl's loop splits it
         "epochs": t.epochs,
         "threads": max(1, int(t.cpus_per_worker)),
@@ -338,18 +348,26 @@ def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path,
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(cfg["threads"])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={t.workers}", str(script), str(cfg_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={t.workers}",
+        str(script),
+        str(cfg_file),
+    ]
 
     t_launch = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False, cwd=workdir)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=workdir
+    )
     t_done = time.time()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stdout + "\n" + proc.stderr).splitlines()[-40:])
         raise RuntimeError(f"plain torchrun run failed (exit {proc.returncode}):\n{tail}")
-    out = json.loads(lines[-1][len(RESULT_PREFIX):])
+    out = json.loads(lines[-1][len(RESULT_PREFIX) :])
     ends = out["epoch_ends"]
     for e in out["epochs"]:
         print(f"  plain epoch {e['epoch']}: val_accuracy {e['val_accuracy']:.4f}", flush=True)
@@ -387,67 +405,102 @@ def show(results: dict[str, Any]) -> None:
         return "-" if a is None or not b else f"{a / b:.3f}"
 
     c = results["config"]
-    table = Table(title=f"raydl vs plain torchrun DDP: Fashion-MNIST {c['model']}, "
-                        f"{results['raydl']['train_rows']:,} train rows, {c['epochs']} epochs, "
-                        f"{c['workers']}x{c['batch_size'] // c['workers']} batch")
+    table = Table(
+        title=f"raydl vs plain torchrun DDP: Fashion-MNIST {c['model']}, "
+        f"{results['raydl']['train_rows']:,} train rows, {c['epochs']} epochs, "
+        f"{c['workers']}x{c['batch_size'] // c['workers']} batch"
+    )
     table.add_column("measure")
     table.add_column("raydl (Ray Train)", justify="right")
     table.add_column("plain (torchrun)", justify="right")
     table.add_column("raydl / plain", justify="right")
-    table.add_row("steady samples/s (epochs 2+)", fmt(r["steady_samples_per_s"]),
-                  fmt(p["steady_samples_per_s"]),
-                  ratio(r["steady_samples_per_s"], p["steady_samples_per_s"]))
-    table.add_row("start-up s (to end of epoch 1)", fmt(r["startup_s"], 2),
-                  fmt(p["startup_s"], 2), ratio(r["startup_s"], p["startup_s"]))
-    table.add_row("  of which: ray.init / proc+dist init", fmt(r["ray_init_s"], 2),
-                  fmt(p["init_s"], 2), "")
-    table.add_row("  of which: data prep / npz load", fmt(r["data_prep_s"], 2),
-                  fmt(p["data_load_s"], 2), "")
-    table.add_row("  of which: to end of epoch 1", fmt(r["fit_to_first_epoch_s"], 2),
-                  fmt(p["first_epoch_s"], 2), "")
-    table.add_row("end-to-end s", fmt(r["end_to_end_s"], 2), fmt(p["end_to_end_s"], 2),
-                  ratio(r["end_to_end_s"], p["end_to_end_s"]))
-    table.add_row("epoch s", ", ".join(f"{v:.1f}" for v in r["epoch_s"]),
-                  ", ".join(f"{v:.1f}" for v in p["epoch_s"]), "")
+    table.add_row(
+        "steady samples/s (epochs 2+)",
+        fmt(r["steady_samples_per_s"]),
+        fmt(p["steady_samples_per_s"]),
+        ratio(r["steady_samples_per_s"], p["steady_samples_per_s"]),
+    )
+    table.add_row(
+        "start-up s (to end of epoch 1)",
+        fmt(r["startup_s"], 2),
+        fmt(p["startup_s"], 2),
+        ratio(r["startup_s"], p["startup_s"]),
+    )
+    table.add_row("  of which: ray.init / proc+dist init", fmt(r["ray_init_s"], 2), fmt(p["init_s"], 2), "")
+    table.add_row("  of which: data prep / npz load", fmt(r["data_prep_s"], 2), fmt(p["data_load_s"], 2), "")
+    table.add_row(
+        "  of which: to end of epoch 1", fmt(r["fit_to_first_epoch_s"], 2), fmt(p["first_epoch_s"], 2), ""
+    )
+    table.add_row(
+        "end-to-end s",
+        fmt(r["end_to_end_s"], 2),
+        fmt(p["end_to_end_s"], 2),
+        ratio(r["end_to_end_s"], p["end_to_end_s"]),
+    )
+    table.add_row(
+        "epoch s",
+        ", ".join(f"{v:.1f}" for v in r["epoch_s"]),
+        ", ".join(f"{v:.1f}" for v in p["epoch_s"]),
+        "",
+    )
     rv = results["raydl"]["callback_rows"]
     pv = results["plain"]["epochs"]
-    table.add_row("final val accuracy",
-                  fmt(rv[-1].get("val_accuracy") if rv else None, 4),
-                  fmt(pv[-1]["val_accuracy"] if pv else None, 4), "")
+    table.add_row(
+        "final val accuracy",
+        fmt(rv[-1].get("val_accuracy") if rv else None, 4),
+        fmt(pv[-1]["val_accuracy"] if pv else None, 4),
+        "",
+    )
     Console(width=None if sys.stdout.isatty() else 110).print(table)
     m = results["machine"]
-    print(f"{m['cpu_count']} CPUs, torch {m['torch']}, ray {m['ray']}; load average "
-          f"{results['load_average_before']} before, {results['load_average_after']} after")
+    print(
+        f"{m['cpu_count']} CPUs, torch {m['torch']}, ray {m['ray']}; load average "
+        f"{results['load_average_before']} before, {results['load_average_after']} after"
+    )
     busiest = max(results["load_average_before"][0], results["load_average_after"][0])
     if busiest > 0.5 * (m["cpu_count"] or 1) + 1:
-        print("warning: the machine was busy with other work during this run (see the load "
-              "average); these timings are not reliable, rerun it on an idle machine")
+        print(
+            "warning: the machine was busy with other work during this run (see the load "
+            "average); these timings are not reliable, rerun it on an idle machine"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="raydl's Ray Train DDP vs plain torchrun DDP: steady-state samples/s, "
-                    "start-up and end-to-end time, same model, data and batch size.")
-    parser.add_argument("--rows", type=int, default=20000,
-                        help="Fashion-MNIST rows used (before the train/val/test split)")
+        "start-up and end-to-end time, same model, data and batch size."
+    )
+    parser.add_argument(
+        "--rows", type=int, default=20000, help="Fashion-MNIST rows used (before the train/val/test split)"
+    )
     parser.add_argument("--epochs", type=int, default=4, help="epochs (at least 2)")
-    parser.add_argument("--batch-size", type=int, default=128,
-                        help="global batch size, split evenly over the workers")
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="global batch size, split evenly over the workers"
+    )
     parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
-    parser.add_argument("--params", default=None,
-                        help="model params as JSON (default cnn: channels [16, 32], hidden 128,"
-                             " dropout 0.1; mlp: hidden [256, 128], dropout 0.1)")
+    parser.add_argument(
+        "--params",
+        default=None,
+        help="model params as JSON (default cnn: channels [16, 32], hidden 128,"
+        " dropout 0.1; mlp: hidden [256, 128], dropout 0.1)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="DDP workers in both runs")
     parser.add_argument("--lr", type=float, default=3.0e-3, help="AdamW learning rate")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--data-path", default=None,
-                        help="folder of the Fashion-MNIST IDX files "
-                             "(default: raydl's, /usr/share/datasets/fashion-mnist)")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent / "results" / "train_overhead.json",
-                        help="where the JSON results go (default: %(default)s)")
-    parser.add_argument("--plain-timeout", type=float, default=3600,
-                        help="seconds before the torchrun run is abandoned")
+    parser.add_argument(
+        "--data-path",
+        default=None,
+        help="folder of the Fashion-MNIST IDX files (default: raydl's, /usr/share/datasets/fashion-mnist)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "train_overhead.json",
+        help="where the JSON results go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--plain-timeout", type=float, default=3600, help="seconds before the torchrun run is abandoned"
+    )
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: steady state is measured after epoch 1")
@@ -460,9 +513,16 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "train_overhead",
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "command": [sys.executable, *sys.argv],
-        "config": {"rows": args.rows, "epochs": args.epochs, "batch_size": args.batch_size,
-                   "workers": args.workers, "model": args.model, "params": spec.model.params,
-                   "lr": args.lr, "seed": args.seed},
+        "config": {
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "model": args.model,
+            "params": spec.model.params,
+            "lr": args.lr,
+            "seed": args.seed,
+        },
         "spec": spec.model_dump(mode="json"),
         "machine": facts,
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
@@ -474,15 +534,15 @@ def main(argv: list[str] | None = None) -> int:
         results["raydl"] = run_raydl(spec, workdir, data_file)
         time.sleep(2)  # let Ray's processes exit before the plain run takes the CPUs
         print(f"(b) plain: torchrun --standalone --nproc_per_node={args.workers}", flush=True)
-        results["plain"] = run_plain(spec, results["raydl"], workdir, data_file,
-                                     args.plain_timeout)
+        results["plain"] = run_plain(spec, results["raydl"], workdir, data_file, args.plain_timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     r, p = results["raydl"]["timing"], results["plain"]["timing"]
     results["ratio_steady_samples_per_s"] = (
         r["steady_samples_per_s"] / p["steady_samples_per_s"]
-        if r["steady_samples_per_s"] and p["steady_samples_per_s"] else None
+        if r["steady_samples_per_s"] and p["steady_samples_per_s"]
+        else None
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")

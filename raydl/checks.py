@@ -26,12 +26,11 @@ def check_spec(spec: JobSpec) -> list[str]:
     data, train = spec.data, spec.train
 
     if data.source.type == "builtin":
-        builtin = BUILTINS.get(data.source.name)()  # type: ignore[union-attr]
-        name = data.source.name  # type: ignore[union-attr]
+        builtin = BUILTINS.get(data.source.name)()
+        name = data.source.name
         if data.label != builtin.label:
             problems.append(
-                f"data.label: the builtin {name!r} has label column {builtin.label!r}, "
-                f"got {data.label!r}"
+                f"data.label: the builtin {name!r} has label column {builtin.label!r}, got {data.label!r}"
             )
         if data.task != builtin.task:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
@@ -50,7 +49,7 @@ def check_spec(spec: JobSpec) -> list[str]:
                     f"reported: {', '.join(reported)}"
                 )
         for i, metric in enumerate(spec.evaluate.metrics or []):
-            if data.task not in TEST_METRICS.get(metric).tasks:  # type: ignore[attr-defined]
+            if data.task not in TEST_METRICS.get(metric).tasks:
                 problems.append(f"evaluate.metrics[{i}]: {metric!r} does not apply to {data.task}")
 
     # -- consistency between fields
@@ -77,7 +76,7 @@ def check_spec(spec: JobSpec) -> list[str]:
 
 # What this version does not do yet: (dotted path, is it asked for?) on the *raw* spec, so
 # these are reported together with the schema's own problems, before Ray starts.
-_ABSENT = (None, False, [], {}, "none", "error")
+_ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.source.type", lambda v: v in ("images", "hf_disk")),
     ("data.task", lambda v: v == "language_modeling"),

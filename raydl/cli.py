@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,22 +29,26 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 Spec = Annotated[Path, typer.Argument(help="The job spec (YAML).", show_default=False)]
 Overrides = Annotated[
-    Optional[list[str]],  # noqa: UP045 - typer needs Optional here
+    list[str] | None,
     typer.Argument(help="Dotted overrides, e.g. train.epochs=3 model.params.dropout=0.1."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray's own logs.")]
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
 def run(
     spec: Spec,
     overrides: Overrides = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Runs folder (default ./runs or $RAYDL_RUNS_DIR).")] = None,  # noqa: UP045,E501
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Runs folder (default ./runs or $RAYDL_RUNS_DIR)."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run a job: data → train → evaluate, on embedded Ray or the cluster it names."""
@@ -63,9 +67,11 @@ def validate(spec: Spec, overrides: Overrides = None) -> None:
     from raydl.spec import load_spec
 
     job = load_spec(spec, overrides or [])
-    console.print(f"[green]ok[/]: {spec} is a valid job spec ({job.name}: "
-                  f"{job.data.source.type} data, model {job.model.arch}, "
-                  f"{job.train.workers} workers × {job.train.epochs} epochs)")
+    console.print(
+        f"[green]ok[/]: {spec} is a valid job spec ({job.name}: "
+        f"{job.data.source.type} data, model {job.model.arch}, "
+        f"{job.train.workers} workers × {job.train.epochs} epochs)"
+    )
 
 
 @app.command()

@@ -18,4 +18,3 @@ def object_store_bytes() -> int:
 def runs_root() -> str:
     """``RAYDL_RUNS_DIR``: where run directories are created (default ./runs)."""
     return os.environ.get("RAYDL_RUNS_DIR", "runs")
-

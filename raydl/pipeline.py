@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from raydl import env
-from raydl.data.preprocess import Preprocessor
 from raydl.data.prepare import prepare_data
+from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError
 from raydl.evaluate.evaluator import evaluate_model
 from raydl.models import build_model
@@ -48,23 +48,27 @@ def run(
         prepared = prepare_data(spec)
         prepared.preprocessor.save(run_dir.preprocessor)
         run_dir.write_json(run_dir.data_report, prepared.report)
-        run_dir.write_json(run_dir.manifest,
-                           manifest(spec.seed, prepared.report["fingerprint"], resources))
+        run_dir.write_json(run_dir.manifest, manifest(spec.seed, prepared.report["fingerprint"], resources))
         display.data(prepared.report)
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor
-        model = build_model(spec.model.arch, tuple(pre.input_shape), pre.num_outputs,
-                            spec.model.params)
-        display.stage("train", f"{spec.train.workers} Ray Train workers, "
-                      f"{sum(p.numel() for p in model.parameters()):,} parameters")
+        model = build_model(spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params)
+        display.stage(
+            "train",
+            f"{spec.train.workers} Ray Train workers, "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters",
+        )
         with display.epochs(spec.train.epochs) as on_epoch:
             result = fit(spec, prepared, run_dir, on_epoch=on_epoch)
 
-        display.stage("evaluate", f"best checkpoint by {spec.train.checkpoint.metric} "
-                      f"(epoch {result.best_metrics.get('epoch')})")
-        metrics = evaluate_model(load_model_dir(result.best_checkpoint),
-                                 prepared.datasets["test"], pre, spec.evaluate.metrics)
+        display.stage(
+            "evaluate",
+            f"best checkpoint by {spec.train.checkpoint.metric} (epoch {result.best_metrics.get('epoch')})",
+        )
+        metrics = evaluate_model(
+            load_model_dir(result.best_checkpoint), prepared.datasets["test"], pre, spec.evaluate.metrics
+        )
         metrics["best_epoch"] = result.best_metrics.get("epoch")
         metrics["epochs_run"] = result.epochs_run
         run_dir.write_json(run_dir.metrics, metrics)
@@ -73,8 +77,9 @@ def run(
     return RunResult(run_dir.path, metrics)
 
 
-def evaluate_run(path: str | Path, *, display: Display | None = None,
-                 verbose: bool = False) -> dict[str, Any]:
+def evaluate_run(
+    path: str | Path, *, display: Display | None = None, verbose: bool = False
+) -> dict[str, Any]:
     """Re-evaluate a run's best checkpoint on its test split, rebuilt from the saved spec
     (same seed → same split, checked by the data fingerprint) and the saved preprocessor.
 
@@ -94,8 +99,11 @@ def evaluate_run(path: str | Path, *, display: Display | None = None,
                 f"data: the data changed since this run (fingerprint "
                 f"{prepared.report['fingerprint']}, the run saw {expected})"
             )
-        metrics = evaluate_model(load_model_dir(run_dir.best_checkpoint),
-                                 prepared.datasets["test"], prepared.preprocessor,
-                                 spec.evaluate.metrics)
+        metrics = evaluate_model(
+            load_model_dir(run_dir.best_checkpoint),
+            prepared.datasets["test"],
+            prepared.preprocessor,
+            spec.evaluate.metrics,
+        )
     display.metrics(metrics, spec.data.task)
     return metrics

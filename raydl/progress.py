@@ -54,8 +54,13 @@ class Display:
             yield lambda row: None
             return
         progress = Progress(
-            TextColumn("  epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[latest]}"), console=self.console, transient=True,
+            TextColumn("  epochs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[latest]}"),
+            console=self.console,
+            transient=True,
         )
         task = progress.add_task("train", total=total, latest="starting workers…")
 

@@ -97,7 +97,7 @@ def load_user_object(path: str, family: str = "object") -> Callable:
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as e:
-        raise RegistryError(f"{family} {path!r}: cannot import module {module_name!r} ({e})")
+        raise RegistryError(f"{family} {path!r}: cannot import module {module_name!r} ({e})") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise RegistryError(f"{family} {path!r}: module {module_name!r} has no {attr!r}")

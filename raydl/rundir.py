@@ -1,8 +1,8 @@
 """The run directory: every stage reads and writes here.
 
-    runs/<name>-<timestamp>/
-      spec.yaml  manifest.json  data_report.json  preprocessor/  checkpoints/best/
-      metrics.jsonl  metrics.json
+runs/<name>-<timestamp>/
+  spec.yaml  manifest.json  data_report.json  preprocessor/  checkpoints/best/
+  metrics.jsonl  metrics.json
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ class RunDir:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import ray
 
@@ -73,7 +74,9 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
         address = spec.cluster.address or env.ray_address()
         # Quiet by default: Ray's start-up notes (auth token, dashboard) are not the
         # user's business on a laptop run; --verbose shows them and the workers' logs.
-        kwargs = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
+        kwargs: dict[str, Any] = dict(
+            log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR
+        )
         if address:
             log.info("joining the Ray cluster at %s", address)
             _use_token_auth_if_available()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -19,8 +19,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from raydl.errors import SpecError
 
 
-def _registry(family: str):
+def _registry(family: str) -> Any:
     # Imported on first use: the registries import torch, and this module must not.
+    registry: Any
     if family == "model":
         from raydl.models import MODELS as registry
     elif family == "source":
@@ -32,8 +33,9 @@ def _registry(family: str):
     else:
         from raydl.train import optim
 
-        registry = {"optimizer": optim.OPTIMIZERS, "scheduler": optim.SCHEDULERS,
-                    "loss": optim.LOSSES}[family]
+        registry = {"optimizer": optim.OPTIMIZERS, "scheduler": optim.SCHEDULERS, "loss": optim.LOSSES}[
+            family
+        ]
     return registry
 
 
@@ -63,12 +65,11 @@ class BuiltinSource(Section):
         description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist."
     )
     path: str | None = Field(
-        None, description="Where the dataset's files are, for sets read from disk "
-        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist)."
+        None,
+        description="Where the dataset's files are, for sets read from disk "
+        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist).",
     )
-    limit: int | None = Field(
-        None, gt=0, description="Use only the first N rows (quick experiments, tests)."
-    )
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments, tests).")
 
 
 class FileSource(Section):
@@ -88,14 +89,14 @@ class HFDiskSource(Section):
     path: str = Field(description="A Hugging Face dataset saved with save_to_disk.")
 
 
-Source = Annotated[
-    Union[BuiltinSource, FileSource, ImagesSource, HFDiskSource], Field(discriminator="type")
-]
+Source = Annotated[BuiltinSource | FileSource | ImagesSource | HFDiskSource, Field(discriminator="type")]
 
 
 class OutlierSpec(Section):
     method: Literal["zscore", "iqr"] = Field("zscore", description="How outliers are found.")
-    threshold: float = Field(4.0, gt=0, description="z-score, or IQR multiple, past which a value is an outlier.")
+    threshold: float = Field(
+        4.0, gt=0, description="z-score, or IQR multiple, past which a value is an outlier."
+    )
     action: Literal["drop", "clip"] = Field("drop", description="What happens to an outlier.")
 
 
@@ -169,6 +170,12 @@ class DataSpec(Section):
         "none", description="Class balancing of the train split."
     )
     split: SplitSpec = Field(default_factory=SplitSpec, description="Train/val/test split.")
+    cache: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Keep the preprocessed train/val splits in Ray's object store, so epochs "
+        "stream them without redoing the preprocessing; auto: when they fill at most a quarter "
+        "of the object store.",
+    )
 
 
 # -------------------------------------------------------------------------- model
@@ -178,7 +185,9 @@ class PretrainedSpec(Section):
 
 
 class ModelSpec(Section):
-    arch: Annotated[str, registered("model")] = Field(description="A registered model (mlp, cnn, …) or 'module:function'.")
+    arch: Annotated[str, registered("model")] = Field(
+        description="A registered model (mlp, cnn, …) or 'module:function'."
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of the model's builder."
     )
@@ -187,7 +196,9 @@ class ModelSpec(Section):
 
 # -------------------------------------------------------------------------- train
 class OptimizerSpec(Section):
-    type: Annotated[str, registered("optimizer")] = Field("adamw", description="sgd, adam, adamw, or 'module:function'.")
+    type: Annotated[str, registered("optimizer")] = Field(
+        "adamw", description="sgd, adam, adamw, or 'module:function'."
+    )
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd).")
@@ -196,7 +207,9 @@ class OptimizerSpec(Section):
 
 
 class SchedulerSpec(Section):
-    type: Annotated[str, registered("scheduler")] = Field("none", description="none, cosine, step, or 'module:function'.")
+    type: Annotated[str, registered("scheduler")] = Field(
+        "none", description="none, cosine, step, or 'module:function'."
+    )
     warmup_epochs: int = Field(0, ge=0, description="Linear warm-up epochs (cosine).")
     step_size: int = Field(10, gt=0, description="Epochs between decays (step).")
     gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (step).")
@@ -205,8 +218,9 @@ class SchedulerSpec(Section):
 
 class LossSpec(Section):
     type: Annotated[str | None, registered("loss")] = Field(
-        None, description="cross_entropy, mse, mae, huber, or 'module:function'; "
-        "default: cross_entropy for classification, mse for regression."
+        None,
+        description="cross_entropy, mse, mae, huber, or 'module:function'; "
+        "default: cross_entropy for classification, mse for regression.",
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing (cross_entropy).")
     delta: float = Field(1.0, gt=0, description="Huber delta.")
@@ -235,9 +249,7 @@ class TrainSpec(Section):
     zero_stage: Literal[1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Compute precision.")
     epochs: int = Field(10, ge=1, description="Passes over the train split.")
-    batch_size: int = Field(
-        64, ge=1, description="Global batch size: split evenly over the workers."
-    )
+    batch_size: int = Field(64, ge=1, description="Global batch size: split evenly over the workers.")
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     loss: LossSpec = Field(default_factory=LossSpec)
@@ -355,9 +367,7 @@ class ClusterSpec(Section):
 class JobSpec(Section):
     """A raydl job: data → model → train → evaluate (→ tune → compress → serve)."""
 
-    name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name (letters, digits, _.-)."
-    )
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name (letters, digits, _.-).")
     seed: int = Field(0, ge=0, description="Seeds splits, initialization and shuffling.")
     data: DataSpec
     model: ModelSpec
@@ -442,8 +452,10 @@ def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str]:
                 options = [defs[o["$ref"].split("/")[-1]] if "$ref" in o else o for o in options]
                 tag = data.get("type") if isinstance(data, dict) else None
                 match = [
-                    o for o in options
-                    if tag is None or tag == o.get("properties", {}).get("type", {}).get("const")
+                    o
+                    for o in options
+                    if tag is None
+                    or tag == o.get("properties", {}).get("type", {}).get("const")
                     or tag in o.get("properties", {}).get("type", {}).get("enum", [])
                 ]
                 s = (match or options or [{}])[0]
@@ -464,7 +476,7 @@ def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str]:
     return sorted(s.get("properties", {}))
 
 
-def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(err: Any, raw: dict[str, Any]) -> str:
     from raydl.registry import did_you_mean
 
     loc = err["loc"]
@@ -503,9 +515,7 @@ def validate_spec(raw: Any) -> JobSpec:
     except ValidationError as e:
         schema_problems = [_describe(err, raw) for err in e.errors()]
         flagged = {line.split(":")[0] for line in schema_problems}
-        raise SpecError(
-            schema_problems + [p for p in problems if p.split(":")[0] not in flagged]
-        ) from None
+        raise SpecError(schema_problems + [p for p in problems if p.split(":")[0] not in flagged]) from None
     problems += check_spec(spec)
     if problems:
         raise SpecError(problems)

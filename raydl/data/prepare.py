@@ -40,9 +40,13 @@ def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
             f"data.features.columns: no column {missing[0]!r} in the data; columns: {', '.join(names)}"
         )
     not_numeric = [
-        c for c in wanted
-        if not (pa.types.is_integer(schema.field(c).type) or pa.types.is_floating(schema.field(c).type)
-                or pa.types.is_boolean(schema.field(c).type))
+        c
+        for c in wanted
+        if not (
+            pa.types.is_integer(schema.field(c).type)
+            or pa.types.is_floating(schema.field(c).type)
+            or pa.types.is_boolean(schema.field(c).type)
+        )
     ]
     if not_numeric:
         c = not_numeric[0]
@@ -53,6 +57,23 @@ def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
             "columns in data.features.columns (categorical encoding is not implemented yet)"
         )
     return wanted
+
+
+def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
+    """The splits read every epoch (train, val) to keep preprocessed in the object store.
+
+    Re-running the preprocessing every epoch costs CPU that, on a small machine, the
+    training workers need; a cached split is only read. ``auto`` caches when the float32
+    rows fill at most a quarter of the object store.
+    """
+    if mode == "never":
+        return []
+    splits = ["train", "val"]
+    if mode == "always":
+        return splits
+    size = sum(rows[s] for s in splits) * (int(np.prod(input_shape)) + 2) * 4
+    capacity = ray.cluster_resources().get("object_store_memory", 0)
+    return splits if size <= capacity / 4 else []
 
 
 def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> PreparedData:
@@ -104,6 +125,9 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         name: take_split(hashed, rule, name).map_batches(preprocessor, batch_format="numpy")
         for name in SPLITS
     }
+    cached = _should_cache(data.cache, counts["rows"], preprocessor.input_shape)
+    for name in cached:
+        datasets[name] = datasets[name].materialize()
     report = {
         "source": data.source.model_dump(mode="json"),
         "rows": sum(counts["rows"].values()),
@@ -112,6 +136,7 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         "class_counts": counts["class_counts"],
         "input_shape": preprocessor.input_shape,
         "feature_columns": feature_columns,
+        "cached_splits": cached,
     }
     per_split = counts["rows"]
     log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *per_split.values())

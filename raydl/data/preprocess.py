@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
 
 import numpy as np
 
@@ -62,9 +62,7 @@ class Preprocessor:
                 center = np.asarray(self.center, np.float32)
                 scale = np.asarray(self.scale, np.float32)
         else:
-            x = np.stack(
-                [np.asarray(batch[c], dtype=np.float32) for c in self.feature_columns], axis=1
-            )
+            x = np.stack([np.asarray(batch[c], dtype=np.float32) for c in self.feature_columns], axis=1)
             center = np.asarray(self.center, np.float32)
             scale = np.asarray(self.scale, np.float32)
         if self.scaling != "none":
@@ -85,9 +83,7 @@ class Preprocessor:
                     f"preprocessor was fitted; known: {self.classes}"
                 )
             return ids.astype(np.int64)
-        return ((np.asarray(values, np.float64) - self.target_center) / self.target_scale).astype(
-            np.float32
-        )
+        return ((np.asarray(values, np.float64) - self.target_center) / self.target_scale).astype(np.float32)
 
     def decode_target(self, y: np.ndarray) -> np.ndarray:
         """Back to label values (class ids → labels; scaled target → original units)."""
@@ -179,8 +175,7 @@ def fit_preprocessor(
                 f"but there are {len(feature_columns)} feature columns"
             )
     parts = train.map_batches(
-        _moments,
-        fn_args=(feature_columns, label if task == "regression" else None),
+        partial(_moments, columns=feature_columns, target=label if task == "regression" else None),
         batch_format="numpy",
         batch_size=4096,
     ).take_all()

@@ -138,9 +138,7 @@ def _load_fashion_mnist(src: BuiltinSource):
         parts.append(found)
     images = np.concatenate([p["images-idx3-ubyte"] for p in parts])[:, None]  # (N, 1, 28, 28)
     labels = np.concatenate([p["labels-idx1-ubyte"] for p in parts]).astype(np.int64)
-    return {TENSOR_COLUMN: images, "label": labels}, SourceInfo(
-        label="label", tensor_shape=(1, 28, 28)
-    )
+    return {TENSOR_COLUMN: images, "label": labels}, SourceInfo(label="label", tensor_shape=(1, 28, 28))
 
 
 @BUILTINS.register("fashion_mnist")

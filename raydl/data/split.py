@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,7 @@ def row_hashes(batch: dict[str, np.ndarray]) -> np.ndarray:
     for name in sorted(k for k, v in batch.items() if v.ndim > 1):
         arr = np.ascontiguousarray(batch[name])
         col = np.array(
-            [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
-             for r in arr],
+            [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in arr],
             dtype=np.uint64,
         )
         h = _mix(h ^ col)
@@ -110,7 +110,7 @@ def plan_splits(
         The rule, and ``{"rows": {split: n}, "class_counts": {split: {label: n}} | None,
         "fingerprint": str}``.
     """
-    keys = hashed.map_batches(_keys, fn_args=(label,), batch_format="numpy").to_pandas()
+    keys = hashed.map_batches(partial(_keys, label=label), batch_format="numpy").to_pandas()
     h = keys[HASH_COLUMN].to_numpy(np.int64)
     y = keys[label].to_numpy()
     u = _uniform(h.view(np.uint64), seed)
@@ -161,6 +161,4 @@ def _keep_split(batch: dict[str, np.ndarray], rule: SplitRule, code: int) -> dic
 
 def take_split(hashed: ray.data.Dataset, rule: SplitRule, name: str) -> ray.data.Dataset:
     """The rows of one split (lazy), without the hash column."""
-    return hashed.map_batches(
-        _keep_split, fn_args=(rule, SPLITS.index(name)), batch_format="numpy"
-    )
+    return hashed.map_batches(partial(_keep_split, rule=rule, code=SPLITS.index(name)), batch_format="numpy")

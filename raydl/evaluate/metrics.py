@@ -38,7 +38,7 @@ TEST_METRICS: Registry[TestMetric] = Registry("metric")  # type: ignore[type-var
 
 
 def _register(name: str, fn, *tasks: str) -> None:
-    TEST_METRICS.register(name)(TestMetric(fn, tasks))  # type: ignore[arg-type]
+    TEST_METRICS.register(name)(TestMetric(fn, tasks))
 
 
 def _roc_auc(y, p, scores):
@@ -81,14 +81,12 @@ def compute_test_metrics(
     matrix and per-class precision/recall/F1."""
     out: dict[str, Any] = {"n": int(len(y_true))}
     for name in names or DEFAULT_METRICS[task]:
-        value = TEST_METRICS.get(name).fn(y_true, y_pred, scores)  # type: ignore[attr-defined]
+        value = TEST_METRICS.get(name).fn(y_true, y_pred, scores)
         out[name] = None if value is None else float(value)
     if task == C:
         labels = list(range(num_classes or int(max(y_true.max(), y_pred.max())) + 1))
         out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
-        p, r, f, support = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, zero_division=0
-        )
+        p, r, f, support = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
         out["per_class"] = [
             {"precision": float(a), "recall": float(b), "f1": float(c), "support": int(d)}
             for a, b, c, d in zip(p, r, f, support)

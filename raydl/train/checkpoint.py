@@ -1,8 +1,8 @@
 """The checkpoint format: plain files, loadable without Ray.
 
-    model.safetensors   the model's weights
-    model.json          how to rebuild it: {arch, params, input_shape, num_outputs}
-    train_state.pt      epoch, early-stopping state, optimizer/scheduler/scaler state
+model.safetensors   the model's weights
+model.json          how to rebuild it: {arch, params, input_shape, num_outputs}
+train_state.pt      epoch, early-stopping state, optimizer/scheduler/scaler state
 """
 
 from __future__ import annotations
@@ -25,14 +25,20 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def save(directory: str | Path, model: nn.Module, model_config: dict[str, Any], *,
-         train_state: dict[str, Any] | None = None, optimizer=None, scheduler=None,
-         scaler=None) -> None:
+def save(
+    directory: str | Path,
+    model: nn.Module,
+    model_config: dict[str, Any],
+    *,
+    train_state: dict[str, Any] | None = None,
+    optimizer=None,
+    scheduler=None,
+    scaler=None,
+) -> None:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared storage; contiguous copies are cheap for our sizes
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(d / WEIGHTS))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(d / WEIGHTS))
     (d / CONFIG).write_text(json.dumps(model_config, indent=2))
     if train_state is not None:
         torch.save(
@@ -55,8 +61,7 @@ def load_model_dir(directory: str | Path, device: str = "cpu") -> nn.Module:
     return model.to(device).eval()
 
 
-def load_train_state(directory: str | Path, model: nn.Module, optimizer, scheduler,
-                     scaler) -> dict[str, Any]:
+def load_train_state(directory: str | Path, model: nn.Module, optimizer, scheduler, scaler) -> dict[str, Any]:
     """Restore weights and optimizer/scheduler/scaler state; return the loop state."""
     d = Path(directory)
     model.load_state_dict(load_file(str(d / WEIGHTS)))

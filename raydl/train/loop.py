@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from raydl.checks import metric_mode
 from raydl.models import build_model
-from raydl.spec import JobSpec
+from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import checkpoint as ckpt
 from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
 
@@ -48,9 +48,23 @@ def _autocast(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _run_epoch(model, shard, *, train: bool, loss_fn, task, batch_size, device, precision,
-               optimizer=None, scheduler=None, scaler=None, grad_clip=None, target_scale=1.0,
-               shuffle_seed=None) -> dict[str, float]:
+def _run_epoch(
+    model,
+    shard,
+    *,
+    train: bool,
+    loss_fn,
+    task,
+    batch_size,
+    device,
+    precision,
+    optimizer=None,
+    scheduler=None,
+    scaler=None,
+    grad_clip=None,
+    target_scale=1.0,
+    shuffle_seed=None,
+) -> dict[str, float]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
     model.train(train)
     loss_sum = hits = abs_err = sq_err = rows = 0.0
@@ -96,8 +110,14 @@ def _run_epoch(model, shard, *, train: bool, loss_fn, task, batch_size, device, 
                 err = (out.detach().float() - y) * target_scale
                 abs_err += float(err.abs().sum())
                 sq_err += float((err**2).sum())
-    return {"loss": loss_sum, "hits": hits, "abs": abs_err, "sq": sq_err, "rows": rows,
-            "grad_norm": grad_norm_sum / max(steps, 1)}
+    return {
+        "loss": loss_sum,
+        "hits": hits,
+        "abs": abs_err,
+        "sq": sq_err,
+        "rows": rows,
+        "grad_norm": grad_norm_sum / max(steps, 1),
+    }
 
 
 def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> dict[str, float]:
@@ -114,6 +134,20 @@ def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> d
     return out
 
 
+def _early_stop(state: dict[str, Any], metrics: dict[str, Any], es: EarlyStoppingSpec | None) -> bool:
+    """Track the best value of ``es.metric`` in ``state``; True once ``es.patience`` epochs
+    passed without an improvement of more than ``es.min_delta``."""
+    if es is None:
+        return False
+    value, best = metrics[es.metric], state["best"]
+    if metric_mode(es.metric, es.mode) == "min":
+        improved = best is None or value < best - es.min_delta
+    else:
+        improved = best is None or value > best + es.min_delta
+    state["best"], state["stale"] = (value, 0) if improved else (best, state["stale"] + 1)
+    return bool(state["stale"] >= es.patience)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point. ``config`` holds the resolved spec and the data facts that
     preprocessing found (input shape, outputs, train rows, target scale)."""
@@ -125,8 +159,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"],
-                        spec.model.params)
+    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"], spec.model.params)
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
@@ -134,15 +167,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # streaming_split(equal=True) gives every worker the same number of rows
     steps_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
     scheduler = SCHEDULERS.get(t.scheduler.type)(
-        optimizer, t.scheduler, total_steps=steps_per_epoch * t.epochs,
+        optimizer,
+        t.scheduler,
+        total_steps=steps_per_epoch * t.epochs,
         steps_per_epoch=steps_per_epoch,
     )
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
     loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
 
-    stop_metric = t.early_stopping.metric if t.early_stopping else None
-    stop_mode = metric_mode(stop_metric, t.early_stopping.mode) if t.early_stopping else "min"
-    state = {"epoch": 0, "best": None, "stale": 0}
+    state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}
     resume = ray.train.get_checkpoint()
     if resume is not None:  # a restarted worker group: continue where the checkpoint was
         with resume.as_directory() as d:
@@ -150,17 +183,32 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
-    common = dict(loss_fn=loss_fn, task=task, batch_size=per_worker_batch, device=device,
-                  precision=t.precision, target_scale=config["target_scale"])
+    common = dict(
+        loss_fn=loss_fn,
+        task=task,
+        batch_size=per_worker_batch,
+        device=device,
+        precision=t.precision,
+        target_scale=config["target_scale"],
+    )
     for epoch in range(state["epoch"], t.epochs):
         started = time.perf_counter()
-        sums = _run_epoch(model, train_shard, train=True, optimizer=optimizer,
-                          scheduler=scheduler, scaler=scaler, grad_clip=t.grad_clip,
-                          shuffle_seed=spec.seed * 1000 + epoch * world + rank, **common)
+        sums = _run_epoch(
+            model,
+            train_shard,
+            train=True,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            grad_clip=t.grad_clip,
+            shuffle_seed=spec.seed * 1000 + epoch * world + rank,
+            **common,
+        )
         train_seconds = time.perf_counter() - started
         metrics = _global_metrics("train", sums, task, device)
-        metrics.update(_global_metrics("val", _run_epoch(model, val_shard, train=False, **common),
-                                       task, device))
+        metrics.update(
+            _global_metrics("val", _run_epoch(model, val_shard, train=False, **common), task, device)
+        )
         metrics.update(
             epoch=epoch + 1,
             lr=optimizer.param_groups[0]["lr"],
@@ -174,25 +222,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
         # Early stopping: every rank sees the same all-reduced metrics; rank 0 decides
         # and broadcasts, so no rank can leave the loop alone and hang the others.
-        stop = False
-        if stop_metric is not None:
-            value = metrics[stop_metric]
-            better = state["best"] is None or (
-                value < state["best"] - t.early_stopping.min_delta if stop_mode == "min"
-                else value > state["best"] + t.early_stopping.min_delta
-            )
-            state["best"], state["stale"] = (value, 0) if better else (state["best"], state["stale"] + 1)
-            stop = state["stale"] >= t.early_stopping.patience
-            stop = bool(_all_reduce([float(stop and rank == 0)], device)[0])
+        stop = _early_stop(state, metrics, t.early_stopping)
+        stop = bool(_all_reduce([float(stop and rank == 0)], device)[0])
         metrics["stopped_early"] = stop
 
         state["epoch"] = epoch + 1
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                ckpt.save(tmp, ckpt.unwrap(model), config["model_config"],
-                          train_state=state, optimizer=optimizer, scheduler=scheduler,
-                          scaler=scaler)
+                ckpt.save(
+                    tmp,
+                    ckpt.unwrap(model),
+                    config["model_config"],
+                    train_state=state,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                )
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
         if rank == 0 and config.get("progress") is not None:

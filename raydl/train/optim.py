@@ -15,9 +15,7 @@ from raydl.registry import Registry
 from raydl.spec import LossSpec, OptimizerSpec, SchedulerSpec
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-SCHEDULERS: Registry[Callable[..., torch.optim.lr_scheduler.LRScheduler | None]] = Registry(
-    "scheduler"
-)
+SCHEDULERS: Registry[Callable[..., torch.optim.lr_scheduler.LRScheduler | None]] = Registry("scheduler")
 LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 
 
@@ -25,7 +23,10 @@ LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 @OPTIMIZERS.register("sgd")
 def sgd(params: Iterable[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
+        params,
+        lr=spec.lr,
+        momentum=spec.momentum,
+        nesterov=spec.nesterov,
         weight_decay=spec.weight_decay,
     )
 

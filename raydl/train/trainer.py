@@ -130,12 +130,12 @@ def fit(
     finally:
         done.set()
         follower.join(timeout=10)
-        ray.kill(progress.actor)
+        ray.kill(progress.actor)  # type: ignore[arg-type]
 
     best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
     if best is None:
         raise RaydlError("train: the run reported no checkpoint")
-    best_metrics = next(m for c, m in result.best_checkpoints if c.path == best.path)
+    best_metrics = next(m for c, m in result.best_checkpoints or [] if c.path == best.path)
     if run.best_checkpoint.exists():
         shutil.rmtree(run.best_checkpoint)
     with best.as_directory() as d:

@@ -18,8 +18,14 @@ RAYDL = [sys.executable, "-m", "raydl.cli"]
 
 
 def raydl(*args: str, env: dict | None = None, timeout: int = 600, cwd=None):
-    return subprocess.run([*RAYDL, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [*RAYDL, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def test_console_script_is_installed():
@@ -44,8 +50,7 @@ def test_bad_spec_is_one_line_per_problem_and_exit_2(tmp_path):
     assert sorted(lines) == [
         "error: model.arch: unknown model 'cnnn'; did you mean 'cnn'? available: cnn, mlp "
         "(or 'module:function' for your own)",
-        "error: train.batch_size: must be a valid integer, unable to parse string as an "
-        "integer, got 'many'",
+        "error: train.batch_size: must be a valid integer, unable to parse string as an integer, got 'many'",
         "error: train.epohcs: unknown key; did you mean 'epochs'? allowed: batch_size, "
         "checkpoint, cpus_per_worker, early_stopping, epochs, grad_clip, loss, max_failures, "
         "optimizer, precision, scheduler, strategy, use_gpu, workers, zero_stage",
@@ -69,8 +74,13 @@ def test_validate_with_overrides_and_schema(repo_root):
 
 
 def test_missing_data_is_a_clear_error(repo_root, tmp_path):
-    out = raydl("run", f"{repo_root}/jobs/fashion_mnist_cnn.yaml",
-                f"data.source.path={tmp_path}", "-o", str(tmp_path / "runs"))
+    out = raydl(
+        "run",
+        f"{repo_root}/jobs/fashion_mnist_cnn.yaml",
+        f"data.source.path={tmp_path}",
+        "-o",
+        str(tmp_path / "runs"),
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "apt-get install dataset-fashion-mnist" in out.stderr
@@ -118,10 +128,22 @@ def ray_head(tmp_path):
     port = _free_port()
     temp_dir = Path("/tmp") / f"raydl-e2e-{os.getpid()}-{port}"
     out = subprocess.run(
-        [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=4",
-         "--resources", json.dumps({"raydl_e2e_head": 1}), f"--temp-dir={temp_dir}",
-         "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, timeout=120,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=4",
+            "--resources",
+            json.dumps({"raydl_e2e_head": 1}),
+            f"--temp-dir={temp_dir}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     try:
@@ -136,9 +158,14 @@ def ray_head(tmp_path):
 def test_run_joins_the_cluster_in_ray_address(repo_root, tmp_path, ray_head):
     # The head listens on loopback only; Ray's knob below keeps the driver from swapping
     # 127.0.0.1 for the machine's outward address when it resolves RAY_ADDRESS.
-    out = raydl("run", f"{repo_root}/jobs/digits_cnn.yaml", "train.epochs=2",
-                "-o", str(tmp_path),
-                env={"RAY_ADDRESS": ray_head, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    out = raydl(
+        "run",
+        f"{repo_root}/jobs/digits_cnn.yaml",
+        "train.epochs=2",
+        "-o",
+        str(tmp_path),
+        env={"RAY_ADDRESS": ray_head, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = tmp_path.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -146,8 +173,14 @@ def test_run_joins_the_cluster_in_ray_address(repo_root, tmp_path, ray_head):
 
 
 def test_unreachable_cluster_is_a_clear_error(repo_root, tmp_path):
-    out = raydl("run", f"{repo_root}/jobs/digits_cnn.yaml", "-o", str(tmp_path),
-                env={"RAY_ADDRESS": f"127.0.0.1:{_free_port()}"}, timeout=300)
+    out = raydl(
+        "run",
+        f"{repo_root}/jobs/digits_cnn.yaml",
+        "-o",
+        str(tmp_path),
+        env={"RAY_ADDRESS": f"127.0.0.1:{_free_port()}"},
+        timeout=300,
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     assert "cannot connect to the Ray cluster at 127.0.0.1:" in out.stderr

@@ -14,13 +14,20 @@ pytestmark = pytest.mark.integration
 
 def spec_for(source: dict, **data) -> object:
     data.setdefault("label", "target")
-    return validate_spec({"name": "t", "seed": data.pop("seed", 0),
-                          "data": {"source": source, **data}, "model": {"arch": "mlp"}})
+    return validate_spec(
+        {
+            "name": "t",
+            "seed": data.pop("seed", 0),
+            "data": {"source": source, **data},
+            "model": {"arch": "mlp"},
+        }
+    )
 
 
 def rows(ds, column="x") -> np.ndarray:
-    return np.concatenate([b[column].reshape(len(b[column]), -1)
-                           for b in ds.iter_batches(batch_format="numpy")])
+    return np.concatenate(
+        [b[column].reshape(len(b[column]), -1) for b in ds.iter_batches(batch_format="numpy")]
+    )
 
 
 def row_set(ds) -> set[bytes]:
@@ -75,8 +82,11 @@ def test_parquet_with_string_labels_and_selected_columns(ray_cluster, tmp_path):
     path = tmp_path / "iris.parquet"
     frame.to_parquet(path)
     features = [c for c in frame.columns if c.endswith("(cm)")]
-    spec = spec_for({"type": "parquet", "path": str(path)}, label="species",
-                    features={"columns": features, "numeric": "minmax"})
+    spec = spec_for(
+        {"type": "parquet", "path": str(path)},
+        label="species",
+        features={"columns": features, "numeric": "minmax"},
+    )
     prepared = prepare_data(spec)
     assert prepared.preprocessor.classes == ["setosa", "versicolor", "virginica"]
     y = rows(prepared.datasets["train"], "y")

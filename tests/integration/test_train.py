@@ -30,9 +30,16 @@ def test_digits_cnn_reaches_97_percent(digits_run):
 
 def test_run_directory_holds_what_a_user_reads(digits_run):
     run = digits_run.run_dir
-    for name in ("spec.yaml", "manifest.json", "data_report.json", "metrics.json",
-                 "metrics.jsonl", "preprocessor/preprocessor.json",
-                 "checkpoints/best/model.safetensors", "checkpoints/best/model.json"):
+    for name in (
+        "spec.yaml",
+        "manifest.json",
+        "data_report.json",
+        "metrics.json",
+        "metrics.jsonl",
+        "preprocessor/preprocessor.json",
+        "checkpoints/best/model.safetensors",
+        "checkpoints/best/model.json",
+    ):
         assert (run / name).is_file(), name
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 42 and manifest["versions"]["raydl"] == raydl.__version__

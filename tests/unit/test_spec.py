@@ -41,8 +41,7 @@ def test_typo_key_names_path_and_suggests():
 
 
 def test_typo_key_inside_tagged_union_uses_users_path():
-    raw = dict(MINIMAL, data={"source": {"type": "builtin", "name": "digits", "nmae": 1},
-                              "label": "target"})
+    raw = dict(MINIMAL, data={"source": {"type": "builtin", "name": "digits", "nmae": 1}, "label": "target"})
     (line,) = problems(raw)
     assert line.startswith("data.source.nmae: unknown key; did you mean 'name'?")
     assert "allowed: limit, name, path, type" in line
@@ -55,9 +54,7 @@ def test_wrong_type_names_value():
 
 
 def test_negative_lr():
-    assert problems(with_("train.optimizer.lr", -1)) == [
-        "train.optimizer.lr: must be greater than 0, got -1"
-    ]
+    assert problems(with_("train.optimizer.lr", -1)) == ["train.optimizer.lr: must be greater than 0, got -1"]
 
 
 def test_unknown_model_suggests_close_name_and_lists_all():
@@ -73,8 +70,9 @@ def test_literal_lists_allowed_values():
 
 def test_all_problems_reported_at_once():
     raw = with_("train.epochs", 0)
-    raw = apply_overrides(raw, ["train.optimizer.lr=-1", "model.arch=resnt", "data.label=y",
-                                "tune.num_samples=4"])
+    raw = apply_overrides(
+        raw, ["train.optimizer.lr=-1", "model.arch=resnt", "data.label=y", "tune.num_samples=4"]
+    )
     found = problems(raw)
     paths = [p.split(":")[0] for p in found]
     assert paths == ["model.arch", "train.epochs", "train.optimizer.lr", "tune"]
@@ -82,26 +80,34 @@ def test_all_problems_reported_at_once():
 
 
 def test_cross_section_rules():
-    raw = apply_overrides(with_("data.label", "y"), [
-        "train.checkpoint.metric=val_auc", "train.batch_size=1", "train.precision=fp16"])
+    raw = apply_overrides(
+        with_("data.label", "y"),
+        ["train.checkpoint.metric=val_auc", "train.batch_size=1", "train.precision=fp16"],
+    )
     found = problems(raw)
     assert "data.label: the builtin 'digits' has label column 'target', got 'y'" in found
-    assert any(p.startswith("train.checkpoint.metric: 'val_auc' is not reported by "
-                            "classification training; reported: train_loss") for p in found)
+    assert any(
+        p.startswith(
+            "train.checkpoint.metric: 'val_auc' is not reported by "
+            "classification training; reported: train_loss"
+        )
+        for p in found
+    )
     assert any(p.startswith("train.batch_size: the global batch (1)") for p in found)
     assert any(p.startswith("train.precision: fp16 needs train.use_gpu") for p in found)
 
 
 def test_model_params_checked_against_builder():
     (line,) = problems(with_("model.params", {"hiden": [8]}))
-    assert line.startswith("model.params.hiden: unknown parameter of model 'mlp'; "
-                           "did you mean 'hidden'?")
+    assert line.startswith("model.params.hiden: unknown parameter of model 'mlp'; did you mean 'hidden'?")
 
 
 def test_unimplemented_feature_fails_with_a_message_that_says_so():
     (line,) = problems(with_("data.split.method", "kfold"))
-    assert line == ("data.split.method: 'kfold' is not implemented in this version of raydl "
-                    "yet; remove it or use the default")
+    assert line == (
+        "data.split.method: 'kfold' is not implemented in this version of raydl "
+        "yet; remove it or use the default"
+    )
 
 
 def test_user_code_model_by_module_function():
@@ -114,8 +120,15 @@ def test_user_code_model_by_module_function():
 def test_overrides_parse_yaml_values_and_create_sections(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(MINIMAL))
-    spec = load_spec(path, ["train.epochs=3", "model.params.hidden=[16, 8]",
-                            "train.early_stopping.patience=2", "train.grad_clip=0.5"])
+    spec = load_spec(
+        path,
+        [
+            "train.epochs=3",
+            "model.params.hidden=[16, 8]",
+            "train.early_stopping.patience=2",
+            "train.grad_clip=0.5",
+        ],
+    )
     assert spec.train.epochs == 3
     assert spec.model.params == {"hidden": [16, 8]}
     assert spec.train.early_stopping.patience == 2
@@ -148,11 +161,13 @@ def test_json_schema_describes_fields():
     assert "Global batch size" in train["batch_size"]["description"]
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(
-    os.path.dirname(__file__), "..", "..", "jobs", "*.yaml"))))
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "jobs", "*.yaml")))
+)
 def test_every_example_job_validates_and_says_how_to_run(path):
     spec = load_spec(path)
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     assert text.startswith("#"), "an example job starts with a comment saying what it is"
     assert f"raydl run jobs/{os.path.basename(path)}" in text
     assert spec.name
