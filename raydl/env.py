@@ -18,3 +18,9 @@ def object_store_bytes() -> int:
 def runs_root() -> str:
     """``RAYDL_RUNS_DIR``: where run directories are created (default ./runs)."""
     return os.environ.get("RAYDL_RUNS_DIR", "runs")
+
+
+def python_path_with_cwd() -> str:
+    """``PYTHONPATH`` with the working directory first (for Ray workers on this machine)."""
+    parts = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return os.pathsep.join(dict.fromkeys(parts))

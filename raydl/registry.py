@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -90,10 +92,16 @@ class Registry(Generic[T]):
 
 
 def load_user_object(path: str, family: str = "object") -> Callable:
-    """Import ``module:attr`` (``attr`` may be dotted) and return it; it must be callable."""
+    """Import ``module:attr`` (``attr`` may be dotted) and return it; it must be callable.
+
+    The working directory is searched too, so ``mymodels:build`` finds ./mymodels.py.
+    """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise RegistryError(f"{family} {path!r}: expected 'module:function'")
+    # Like `python -m` and uvicorn: modules in the working directory are importable.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as e:

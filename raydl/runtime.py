@@ -94,6 +94,9 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
                 num_cpus=spec.cluster.num_cpus or default_num_cpus(),
                 object_store_memory=env.object_store_bytes(),
                 include_dashboard=False,
+                # workers import user code (`model.arch: mymodels:build`) from where
+                # the user runs raydl, as the driver does
+                runtime_env={"env_vars": {"PYTHONPATH": env.python_path_with_cwd()}},
                 **kwargs,
             )
         started = True

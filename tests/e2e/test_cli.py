@@ -184,3 +184,27 @@ def test_unreachable_cluster_is_a_clear_error(repo_root, tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     assert "cannot connect to the Ray cluster at 127.0.0.1:" in out.stderr
+
+
+def test_user_model_from_the_working_directory(repo_root, tmp_path):
+    (tmp_path / "mymodels.py").write_text(
+        "import math\n"
+        "import torch.nn as nn\n\n"
+        "def tiny(input_shape, num_outputs, width=16):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), width),\n"
+        "                         nn.ReLU(), nn.Linear(width, num_outputs))\n"
+    )
+    out = raydl(
+        "run",
+        f"{repo_root}/jobs/digits_cnn.yaml",
+        "model.arch=mymodels:tiny",
+        "model.params={width: 8}",
+        "train.epochs=1",
+        "-o",
+        str(tmp_path / "runs"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run_dir / "checkpoints" / "best" / "model.json").read_text())
+    assert config["arch"] == "mymodels:tiny" and config["params"] == {"width": 8}
