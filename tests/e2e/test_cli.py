@@ -199,7 +199,7 @@ def test_user_model_from_the_working_directory(repo_root, tmp_path):
         f"{repo_root}/jobs/digits_cnn.yaml",
         "model.arch=mymodels:tiny",
         "model.params={width: 8}",
-        "train.epochs=1",
+        "train.epochs=2",
         "-o",
         str(tmp_path / "runs"),
         cwd=tmp_path,
