@@ -86,3 +86,27 @@ def test_diabetes_regression_reports_errors_in_target_units(ray_cluster, tmp_pat
     assert m["r2"] > 0.3
     assert 30 < m["mae"] < 70  # the target spans 25..346: errors in its own units
     assert abs(m["rmse"] ** 2 - m["mse"]) < 1e-6 * m["mse"]
+
+
+def test_one_worker_bf16_sgd_step_schedule_and_grad_clip(ray_cluster, tmp_path, repo_root):
+    # One worker runs without DDP; bf16 autocast on CPU; SGD with Nesterov momentum; a
+    # step schedule; clipping logs the gradient norm.
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_cnn.yaml",
+        [
+            "model.arch=mlp",
+            "model.params={hidden: [64]}",
+            "train.workers=1",
+            "train.precision=bf16",
+            "train.epochs=4",
+            "train.optimizer={type: sgd, lr: 0.05, momentum: 0.9, nesterov: true}",
+            "train.scheduler={type: step, step_size: 2, gamma: 0.5}",
+            "train.grad_clip=0.5",
+            "train.early_stopping=null",
+        ],
+    )
+    result = raydl.run(spec, runs_root=tmp_path)
+    epochs = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e["lr"] for e in epochs] == pytest.approx([0.05, 0.025, 0.025, 0.0125])
+    assert all(e["grad_norm"] > 0 for e in epochs)
+    assert result.metrics["accuracy"] > 0.9
