@@ -6,9 +6,11 @@ Errors a user causes (a bad spec, missing data) are printed one per line with ex
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,22 @@ Overrides = Annotated[
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray's own logs.")]
 
 
+class Interrupted(RaydlError):
+    exit_code = 130
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C during a stage: say what happened and exit 130 (click alone would print
+    "Aborted!" and exit 1). Ray is shut down on the way out by runtime.connect."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted; Ray was shut down, the run directory keeps what was written"
+        ) from None
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -58,7 +76,8 @@ def run(
 
     _setup_logging(verbose)
     job = load_spec(spec, overrides or [])
-    run_job(job, runs_root=output, display=Display(console), verbose=verbose)
+    with _interruptible():
+        run_job(job, runs_root=output, display=Display(console), verbose=verbose)
 
 
 @app.command()
@@ -92,19 +111,18 @@ def evaluate(
     from raydl.progress import Display
 
     _setup_logging(verbose)
-    evaluate_run(run_dir, display=Display(console), verbose=verbose)
+    with _interruptible():
+        evaluate_run(run_dir, display=Display(console), verbose=verbose)
 
 
 def main() -> None:
     try:
         app()
     except RaydlError as e:
+        label = "" if isinstance(e, Interrupted) else "[red]error[/]: "
         for line in e.lines():
-            err_console.print(f"[red]error[/]: {line}", highlight=False, soft_wrap=True)
+            err_console.print(f"{label}{line}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

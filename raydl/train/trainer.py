@@ -122,6 +122,10 @@ def fit(
     follower.start()
     try:
         result = trainer.fit()
+    except SystemExit as e:
+        # Ray Train's own SIGINT handler aborts the run, then leaves by sys.exit: this
+        # is the user's Ctrl-C, so let it read as one.
+        raise KeyboardInterrupt from e
     except Exception as e:  # Ray wraps worker errors; show the user's own as such
         user = _user_error(e)
         if user is not None:

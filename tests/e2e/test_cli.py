@@ -4,6 +4,7 @@ and a run that joins a separately started Ray head."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -208,3 +209,25 @@ def test_user_model_from_the_working_directory(repo_root, tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     config = json.loads((run_dir / "checkpoints" / "best" / "model.json").read_text())
     assert config["arch"] == "mymodels:tiny" and config["params"] == {"width": 8}
+
+
+def test_ctrl_c_during_training_exits_130_and_keeps_finished_epochs(repo_root, tmp_path):
+    proc = subprocess.Popen(
+        [*RAYDL, "run", f"{repo_root}/jobs/digits_cnn.yaml", "-o", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:  # wait until training has reported an epoch
+            if line.strip().startswith("epoch   1") or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "metrics.jsonl").read_text().startswith('{"train_loss"')
