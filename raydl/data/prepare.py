@@ -138,6 +138,5 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         "feature_columns": feature_columns,
         "cached_splits": cached,
     }
-    per_split = counts["rows"]
-    log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *per_split.values())
+    log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *counts["rows"].values())
     return PreparedData(datasets, preprocessor, report)

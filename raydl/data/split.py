@@ -62,6 +62,15 @@ def add_hash(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return batch
 
 
+def _stratum(kind: str, strata: list[Any], labels: np.ndarray) -> np.ndarray:
+    """The stratum index of each label (see :class:`SplitRule`)."""
+    if kind == "classes":
+        return np.searchsorted(np.asarray(strata), labels)
+    if kind == "bins":
+        return np.searchsorted(np.asarray(strata), labels.astype(np.float64), side="right")
+    return np.zeros(len(labels), dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class SplitRule:
     """Which split a row belongs to, from its hash and label alone.
@@ -79,17 +88,10 @@ class SplitRule:
     test_cut: list[float]
     val_cut: list[float]
 
-    def stratum(self, labels: np.ndarray) -> np.ndarray:
-        if self.kind == "classes":
-            return np.searchsorted(np.asarray(self.strata), labels)
-        if self.kind == "bins":
-            return np.searchsorted(np.asarray(self.strata), labels.astype(np.float64), side="right")
-        return np.zeros(len(labels), dtype=np.int64)
-
     def codes(self, hashes: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """0 train, 1 val, 2 test per row."""
         u = _uniform(hashes.view(np.uint64), self.seed)
-        s = self.stratum(labels)
+        s = _stratum(self.kind, self.strata, labels)
         test_cut, val_cut = np.asarray(self.test_cut)[s], np.asarray(self.val_cut)[s]
         return np.where(u < test_cut, 2, np.where(u < val_cut, 1, 0)).astype(np.int8)
 
@@ -122,8 +124,7 @@ def plan_splits(
         kind, strata = "bins", edges.tolist()
     else:
         kind, strata = "none", [0]
-    rule = SplitRule(seed, label, kind, strata, [], [])
-    s = rule.stratum(y)
+    s = _stratum(kind, strata, y)
     test_cut, val_cut = [], []
     for i in range(len(strata) + (1 if kind == "bins" else 0)):
         if kind == "none":
