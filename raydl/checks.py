@@ -97,8 +97,6 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
     ("tracking", lambda v: v is not None),
-    ("cluster.storage", lambda v: v not in _ABSENT),
-    ("cluster.worker_groups", lambda v: v not in _ABSENT),
 ]
 
 

@@ -115,6 +115,150 @@ def evaluate(
         evaluate_run(run_dir, display=Display(console), verbose=verbose)
 
 
+Address = Annotated[
+    str,
+    typer.Option(
+        "--address",
+        envvar="RAY_API_SERVER_ADDRESS",
+        help="The cluster's job API (the head's dashboard), e.g. http://HEAD:8265.",
+    ),
+]
+JobId = Annotated[str, typer.Argument(help="The job's submission id.", show_default=False)]
+
+
+@app.command()
+def submit(
+    spec: Spec,
+    overrides: Overrides = None,
+    address: Address = "http://127.0.0.1:8265",
+    working_dir: Annotated[
+        Path, typer.Option("--working-dir", help="Your code, uploaded with the job (no .venv/.git/runs).")
+    ] = Path("."),
+    requirements: Annotated[
+        Path | None, typer.Option("--requirements", help="pip requirements installed for the job.")
+    ] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Submit a job to a Ray cluster, stream its logs, exit with its status (0: SUCCEEDED)."""
+    from raydl.cluster import submit as jobs
+    from raydl.spec import load_spec
+
+    job = load_spec(spec, overrides or [])
+    job_id = jobs.submit(job, address, working_dir=working_dir, requirements=requirements, verbose=verbose)
+    err_console.print(f"submitted {job_id} to {address}", highlight=False)
+    if no_wait:
+        console.print(job_id, highlight=False)
+        return
+    with _interruptible():
+        state = jobs.follow(address, job_id, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
+    if state != "SUCCEEDED":
+        state, message = jobs.outcome(address, job_id)
+        raise jobs.JobFailed(f"job {job_id} {state}: {message.strip() or 'see raydl logs ' + job_id}")
+    err_console.print(f"job {job_id} SUCCEEDED", highlight=False)
+
+
+@app.command("status")
+def job_status(job_id: JobId, address: Address = "http://127.0.0.1:8265") -> None:
+    """Show a submitted job's status."""
+    from raydl.cluster import submit as jobs
+
+    info = jobs.status(address, job_id)
+    console.print(f"{job_id}: {info['status']}" + (f" — {info['message']}" if info["message"] else ""))
+
+
+@app.command("logs")
+def job_logs(job_id: JobId, address: Address = "http://127.0.0.1:8265") -> None:
+    """Print a submitted job's logs."""
+    from raydl.cluster import submit as jobs
+
+    sys.stdout.write(jobs.logs(address, job_id))
+
+
+@app.command("stop")
+def job_stop(job_id: JobId, address: Address = "http://127.0.0.1:8265") -> None:
+    """Stop a submitted job."""
+    from raydl.cluster import submit as jobs
+
+    stopped = jobs.stop(address, job_id)
+    console.print(f"{job_id}: {'stopping' if stopped else 'already finished'}")
+
+
+@app.command("jobs")
+def list_jobs(address: Address = "http://127.0.0.1:8265") -> None:
+    """List the jobs of a cluster."""
+    from raydl.cluster import submit as jobs
+
+    for j in jobs.list_jobs(address):
+        line = f"{j['job_id']}  {j['status']:<9}  {j['raydl_job'] or '-'}  {j['entrypoint']}"
+        console.print(line, highlight=False)
+
+
+k8s_app = typer.Typer(
+    help="KubeRay: render a job spec as RayJob/RayService manifests, apply them, read their status.",
+    no_args_is_help=True,
+)
+app.add_typer(k8s_app, name="k8s")
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes namespace.")]
+Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: current).")]
+
+
+def _k8s_objects(spec: Path, overrides: list[str] | None, namespace: str | None = None) -> list[dict]:
+    from raydl.cluster import kuberay
+    from raydl.spec import load_spec
+
+    # `serve:` may be described before the serve stage is built: the RayService renders it
+    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
+    return kuberay.render(job, namespace)
+
+
+@k8s_app.command("render")
+def k8s_render(spec: Spec, overrides: Overrides = None) -> None:
+    """Print the ConfigMap + RayJob (+ RayService with `serve:`) for a job spec, as YAML."""
+    from raydl.cluster import kuberay
+
+    sys.stdout.write(kuberay.to_yaml(_k8s_objects(spec, overrides)))
+
+
+@k8s_app.command("values")
+def k8s_values(spec: Spec, overrides: Overrides = None) -> None:
+    """Print values for the helm/raydl chart giving the same cluster, with a RayJob running the spec."""
+    import yaml
+
+    from raydl.cluster import kuberay
+    from raydl.spec import load_spec
+
+    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
+    sys.stdout.write(yaml.safe_dump(kuberay.helm_values(job), sort_keys=False))
+
+
+@k8s_app.command("apply")
+def k8s_apply(
+    spec: Spec, overrides: Overrides = None, namespace: Namespace = "default", context: Context = None
+) -> None:
+    """Create the rendered objects in the cluster of the current kubeconfig."""
+    from raydl.cluster import kuberay
+
+    for line in kuberay.apply(_k8s_objects(spec, overrides, namespace), namespace, context):
+        console.print(line)
+
+
+@k8s_app.command("status")
+def k8s_status(
+    spec: Spec, overrides: Overrides = None, namespace: Namespace = "default", context: Context = None
+) -> None:
+    """Show the status of the RayJob (and RayService) of a job spec."""
+    from raydl.cluster import kuberay
+    from raydl.spec import load_spec
+
+    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
+    for obj in kuberay.status(job, namespace, context):
+        state = obj["status"]
+        summary = state.get("jobStatus") or state.get("serviceStatus") or state.get("jobDeploymentStatus")
+        console.print(f"{obj['kind']}/{obj['name']}: {summary or 'no status yet'}")
+        console.print(json.dumps(state, indent=2), highlight=False)
+
+
 def main() -> None:
     try:
         app()

@@ -15,7 +15,7 @@ from raydl.errors import RaydlError
 from raydl.evaluate.evaluator import evaluate_model
 from raydl.models import build_model
 from raydl.progress import Display
-from raydl.rundir import RunDir, manifest
+from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
 from raydl.spec import JobSpec, load_spec
 from raydl.train.checkpoint import load_model_dir
@@ -39,7 +39,8 @@ def run(
 ) -> RunResult:
     """Run a validated job end to end and return its run directory and test metrics."""
     display = display or Display(quiet=True)
-    run_dir = RunDir.create(runs_root or env.runs_root(), spec.name)
+    storage = spec.cluster.storage
+    run_dir = RunDir.create(runs_root or runs_root_for(storage) or env.runs_root(), spec.name)
     run_dir.spec.write_text(spec.to_yaml())
     display.start(spec, run_dir.path)
 
@@ -72,6 +73,8 @@ def run(
         metrics["best_epoch"] = result.best_metrics.get("epoch")
         metrics["epochs_run"] = result.epochs_run
         run_dir.write_json(run_dir.metrics, metrics)
+    if storage and not runs_root and not runs_root_for(storage):
+        log.info("run directory published to %s", publish(run_dir, storage))
     display.metrics(metrics, spec.data.task)
     display.done(run_dir.path)
     return RunResult(run_dir.path, metrics)

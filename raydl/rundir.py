@@ -108,3 +108,35 @@ def manifest(seed: int, data_fingerprint: str, ray_resources: dict[str, Any]) ->
         "git_commit": _git_commit(),
         "ray_resources": ray_resources,
     }
+
+
+# ------------------------------------------------------------------ cluster.storage
+def is_uri(storage: str) -> bool:
+    """``s3://…``, ``gs://…``, ``file:///…``: a pyarrow filesystem URI, not a plain path."""
+    return "://" in storage
+
+
+def runs_root_for(storage: str | None) -> str | None:
+    """Where to create run directories for ``cluster.storage``: the path itself when it is a
+    (shared) path; None for a URI — the run is written locally and published at the end."""
+    return storage if storage and not is_uri(storage) else None
+
+
+def publish(run_dir: RunDir, storage: str) -> str:
+    """Copy a finished run directory to ``storage`` (a pyarrow filesystem URI) and return its URI.
+
+    Raises:
+        RaydlError: the URI is not a filesystem pyarrow knows, or the copy fails.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        fs, base = pafs.FileSystem.from_uri(storage)
+        dest = f"{base.rstrip('/')}/{run_dir.path.name}"
+        fs.create_dir(dest, recursive=True)
+        pafs.copy_files(
+            str(run_dir.path), dest, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
+        )
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        raise RaydlError(f"cluster.storage: cannot write the run directory to {storage} ({e})") from None
+    return f"{storage.rstrip('/')}/{run_dir.path.name}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raydl.errors import SpecError
 
@@ -341,13 +341,33 @@ class TrackingSpec(Section):
     tensorboard: bool = False
 
 
+_K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[munk])?$"
+
+
 class WorkerGroupSpec(Section):
-    name: str
+    """A KubeRay worker group; the autoscaler keeps it between ``min`` and ``max`` pods."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Group name (DNS label).")
     min: int = Field(0, ge=0)
     max: int = Field(1, ge=0)
-    gpu: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0, description="nvidia.com/gpu per pod.")
     cpu: float = Field(1, gt=0)
-    memory: str = "4Gi"
+    memory: str = Field("4Gi", pattern=_K8S_QUANTITY, description="Kubernetes quantity, e.g. 8Gi.")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Kubernetes tolerations; GPU groups get nvidia.com/gpu's too."
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> WorkerGroupSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class HeadSpec(Section):
+    cpu: float = Field(1, gt=0)
+    memory: str = Field("4Gi", pattern=_K8S_QUANTITY)
 
 
 class ClusterSpec(Section):
@@ -358,8 +378,10 @@ class ClusterSpec(Section):
         None, ge=1, description="Logical CPUs of the embedded Ray (default: twice the cores)."
     )
     storage: str | None = Field(None, description="Where run directories go (local path or URI).")
-    image: str = "rayproject/ray:2.60.0-py311"
+    image: str = Field("rayproject/ray:2.60.0-py311", description="Image for KubeRay pods (needs raydl).")
+    head: HeadSpec = Field(default_factory=HeadSpec)
     worker_groups: list[WorkerGroupSpec] = Field(default_factory=list)
+    wandb_secret: str | None = Field(None, description="Kubernetes Secret with the W&B key (key api-key).")
 
 
 # ------------------------------------------------------------------------ the job
@@ -417,8 +439,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def validate_spec(raw: Any) -> JobSpec:
-    """Validate a raw spec mapping; all problems at once.
+def validate_spec(raw: Any, allow_unbuilt: tuple[str, ...] = ()) -> JobSpec:
+    """Validate a raw spec mapping; all problems at once. ``allow_unbuilt`` names sections
+    that are not implemented yet but may be described (``raydl k8s render`` renders them).
 
     Raises:
         SpecError: one line per problem, with its dotted path.
@@ -428,7 +451,7 @@ def validate_spec(raw: Any) -> JobSpec:
 
     if not isinstance(raw, dict):
         raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
-    problems = check_unimplemented(raw)
+    problems = [p for p in check_unimplemented(raw) if p.split(":")[0] not in allow_unbuilt]
     try:
         spec = JobSpec.model_validate(raw)
     except ValidationError as e:
@@ -459,7 +482,9 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     return raw if raw is not None else {}
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
+def load_spec(
+    path: str | Path, overrides: list[str] | None = None, allow_unbuilt: tuple[str, ...] = ()
+) -> JobSpec:
     """Read, override and validate a job spec.
 
     Args:
@@ -474,4 +499,4 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
         if not isinstance(raw, dict):
             raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
         raw = apply_overrides(raw, overrides)
-    return validate_spec(raw)
+    return validate_spec(raw, allow_unbuilt)

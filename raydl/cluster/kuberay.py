@@ -1,0 +1,414 @@
+"""KubeRay manifests from a job spec: a RayJob (its own RayCluster runs ``raydl run``) and,
+for a ``serve:`` section, a RayService.
+
+The cluster contract — what a head group and a worker group look like — is defined once
+here (:func:`head_group`, :func:`worker_group`) and mirrored by the Helm chart
+``helm/raydl``; ``tests/e2e/test_helm.py`` renders both from the same values and compares
+them. Pod templates are built with the ``kubernetes`` client's typed V1 models and turned
+into plain dicts by ``ApiClient().sanitize_for_serialization``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+from raydl.spec import JobSpec, WorkerGroupSpec
+
+GROUP, VERSION = "ray.io", "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURALS = {"RayJob": "rayjobs", "RayService": "rayservices", "RayCluster": "rayclusters"}
+SPEC_DIR = "/home/ray/raydl"  # where the job spec's ConfigMap is mounted on the head
+SPEC_FILE = "job.yaml"
+RAY_UID = 1000  # the `ray` user of the rayproject/ray images
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+SERVE_IMPORT_PATH = "raydl.serve.app:build_app"
+AUTOSCALER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
+
+
+def _sanitize(obj: Any) -> Any:
+    return k8s.ApiClient().sanitize_for_serialization(obj)
+
+
+def _security_context() -> k8s.V1SecurityContext:
+    return k8s.V1SecurityContext(
+        run_as_non_root=True,
+        run_as_user=RAY_UID,
+        allow_privilege_escalation=False,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
+def _resources(cpu: float | str, memory: str, gpu: int = 0) -> k8s.V1ResourceRequirements:
+    # requests == limits: Ray reads its CPUs/GPUs/memory from the limits, and a pod that
+    # gets what it asked for is not throttled or evicted first.
+    amounts: dict[str, str] = {"cpu": _cpu(cpu), "memory": memory}
+    if gpu:
+        amounts[GPU_RESOURCE] = str(gpu)
+    return k8s.V1ResourceRequirements(requests=dict(amounts), limits=dict(amounts))
+
+
+def _cpu(cpu: float | str) -> str:
+    if isinstance(cpu, str):
+        return cpu
+    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
+
+
+def _env(wandb_secret: str | None, wandb_key: str) -> list[k8s.V1EnvVar]:
+    if not wandb_secret:
+        return []
+    ref = k8s.V1SecretKeySelector(name=wandb_secret, key=wandb_key, optional=True)
+    return [k8s.V1EnvVar(name="WANDB_API_KEY", value_from=k8s.V1EnvVarSource(secret_key_ref=ref))]
+
+
+def pod_template(
+    *,
+    container: str,
+    image: str,
+    cpu: float | str,
+    memory: str,
+    gpu: int = 0,
+    node_selector: dict[str, str] | None = None,
+    tolerations: list[dict[str, Any]] | None = None,
+    ports: list[tuple[str, int]] = (),  # type: ignore[assignment]
+    spec_config_map: str | None = None,
+    wandb_secret: str | None = None,
+    wandb_key: str = "api-key",
+    service_account: str | None = None,
+) -> dict[str, Any]:
+    """A Ray pod: one container, non-root, requests == limits, GPU toleration when it has GPUs."""
+    mounts, volumes = [], []
+    if spec_config_map:
+        mounts.append(k8s.V1VolumeMount(name="job-spec", mount_path=SPEC_DIR, read_only=True))
+        volumes.append(
+            k8s.V1Volume(name="job-spec", config_map=k8s.V1ConfigMapVolumeSource(name=spec_config_map))
+        )
+    tolerations = list(tolerations or [])
+    if gpu and GPU_TOLERATION not in tolerations:
+        tolerations.insert(0, GPU_TOLERATION)
+    pod = k8s.V1PodTemplateSpec(
+        spec=k8s.V1PodSpec(
+            service_account_name=service_account,
+            node_selector=dict(node_selector) if node_selector else None,
+            tolerations=[k8s.V1Toleration(**_snake(t)) for t in tolerations] or None,
+            volumes=volumes or None,
+            containers=[
+                k8s.V1Container(
+                    name=container,
+                    image=image,
+                    image_pull_policy="IfNotPresent",
+                    resources=_resources(cpu, memory, gpu),
+                    security_context=_security_context(),
+                    ports=[k8s.V1ContainerPort(name=n, container_port=p) for n, p in ports] or None,
+                    volume_mounts=mounts or None,
+                    env=_env(wandb_secret, wandb_key) or None,
+                )
+            ],
+        )
+    )
+    return _sanitize(pod)
+
+
+def _snake(toleration: dict[str, Any]) -> dict[str, Any]:
+    names = {"tolerationSeconds": "toleration_seconds"}
+    return {names.get(k, k): v for k, v in toleration.items()}
+
+
+HEAD_PORTS = [("gcs", 6379), ("dashboard", 8265), ("client", 10001), ("serve", 8000)]
+
+
+def head_group(image: str, cpu: float | str, memory: str, **pod: Any) -> dict[str, Any]:
+    """The head group: dashboard and job API on a ClusterIP service only (not exposed);
+    ``num-cpus: 0`` keeps training off the head so it stays responsive."""
+    return {
+        "serviceType": "ClusterIP",
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "template": pod_template(
+            container="ray-head", image=image, cpu=cpu, memory=memory, ports=HEAD_PORTS, **pod
+        ),
+    }
+
+
+def worker_group(group: WorkerGroupSpec, image: str, **pod: Any) -> dict[str, Any]:
+    """A worker group the autoscaler scales between ``min`` and ``max`` replicas."""
+    return {
+        "groupName": group.name,
+        "replicas": group.min,
+        "minReplicas": group.min,
+        "maxReplicas": group.max,
+        "rayStartParams": {},
+        "template": pod_template(
+            container="ray-worker",
+            image=image,
+            cpu=group.cpu,
+            memory=group.memory,
+            gpu=group.gpu,
+            node_selector=group.node_selector,
+            tolerations=group.tolerations,
+            **pod,
+        ),
+    }
+
+
+def default_worker_groups(spec: JobSpec) -> list[WorkerGroupSpec]:
+    """``cluster.worker_groups``, or one CPU group sized for ``train.workers``."""
+    if spec.cluster.worker_groups:
+        return list(spec.cluster.worker_groups)
+    n = spec.train.workers
+    return [
+        WorkerGroupSpec(
+            name="gpu" if spec.train.use_gpu else "cpu",
+            min=n,
+            max=n,
+            gpu=1 if spec.train.use_gpu else 0,
+            cpu=max(1.0, spec.train.cpus_per_worker) + 1,  # room for Ray Data next to the worker
+        )
+    ]
+
+
+def cluster_spec(spec: JobSpec, *, name: str, spec_config_map: str | None) -> dict[str, Any]:
+    """A RayCluster spec (head + worker groups, in-tree autoscaling) for ``spec``."""
+    image = spec.cluster.image
+    pod: dict[str, Any] = {"spec_config_map": spec_config_map}
+    if spec.cluster.wandb_secret:
+        pod["wandb_secret"] = spec.cluster.wandb_secret
+    return {
+        "rayVersion": ray_version(image),
+        "enableInTreeAutoscaling": True,
+        # Ray 2.60 wants a token on the job API; KubeRay makes one and hands it to every pod
+        "authOptions": {"mode": "token"},
+        "autoscalerOptions": {
+            "upscalingMode": "Default",
+            "idleTimeoutSeconds": 60,
+            "resources": {"requests": dict(AUTOSCALER_RESOURCES), "limits": dict(AUTOSCALER_RESOURCES)},
+            "securityContext": _sanitize(_security_context()),
+        },
+        "headGroupSpec": head_group(image, spec.cluster.head.cpu, spec.cluster.head.memory, **pod),
+        "workerGroupSpecs": [worker_group(g, image, **pod) for g in default_worker_groups(spec)],
+    }
+
+
+def helm_values(spec: JobSpec) -> dict[str, Any]:
+    """Values for the ``helm/raydl`` chart that give the cluster :func:`cluster_spec` renders,
+    with a RayJob running ``spec``."""
+    repository, _, tag = spec.cluster.image.rpartition(":")
+    groups = [
+        {
+            "name": g.name,
+            "min": g.min,
+            "max": g.max,
+            "gpu": g.gpu,
+            "cpu": _cpu(g.cpu),
+            "memory": g.memory,
+            "nodeSelector": dict(g.node_selector),
+            "tolerations": list(g.tolerations),
+        }
+        for g in default_worker_groups(spec)
+    ]
+    return {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
+        "rayVersion": ray_version(spec.cluster.image),
+        "head": {"cpu": _cpu(spec.cluster.head.cpu), "memory": spec.cluster.head.memory},
+        "workerGroups": groups,
+        "wandb": {"secretName": spec.cluster.wandb_secret or "", "secretKey": "api-key"},
+        "job": {"enabled": True, "spec": spec.model_dump(mode="json", exclude_unset=True)},
+    }
+
+
+def ray_version(image: str) -> str:
+    """``2.60.0`` from ``rayproject/ray:2.60.0-py311``; the installed Ray's otherwise."""
+    tag = image.rpartition(":")[2].split("-")[0]
+    if tag and tag[0].isdigit():
+        return tag
+    import ray
+
+    return ray.__version__
+
+
+def _k8s_name(spec: JobSpec) -> str:
+    name = "".join(c if c.isalnum() else "-" for c in spec.name.lower()).strip("-")
+    return f"raydl-{name}"[:50].rstrip("-")
+
+
+def _labels(spec: JobSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "raydl", "app.kubernetes.io/instance": _k8s_name(spec)}
+
+
+def render(spec: JobSpec, namespace: str | None = None) -> list[dict[str, Any]]:
+    """ConfigMap (the job spec) + RayJob running ``raydl run`` on it (+ RayService with ``serve:``)."""
+    name = _k8s_name(spec)
+    meta = {"name": name, "labels": _labels(spec)}
+    if namespace:
+        meta["namespace"] = namespace
+    config_map = _sanitize(
+        k8s.V1ConfigMap(
+            api_version="v1",
+            kind="ConfigMap",
+            metadata=k8s.V1ObjectMeta(name=f"{name}-spec", namespace=namespace, labels=_labels(spec)),
+            data={SPEC_FILE: spec.to_yaml()},
+        )
+    )
+    entrypoint = f"raydl run {SPEC_DIR}/{SPEC_FILE}"  # the run dir goes to cluster.storage
+    objects = [
+        config_map,
+        {
+            "apiVersion": API_VERSION,
+            "kind": "RayJob",
+            "metadata": dict(meta),
+            "spec": {
+                "entrypoint": entrypoint,
+                "shutdownAfterJobFinishes": True,
+                "ttlSecondsAfterFinished": 600,
+                "rayClusterSpec": cluster_spec(spec, name=name, spec_config_map=f"{name}-spec"),
+            },
+        },
+    ]
+    if spec.serve is not None:
+        objects.append(render_service(spec, meta, f"{name}-spec"))
+    return objects
+
+
+def serve_config(spec: JobSpec) -> dict[str, Any]:
+    """Ray Serve's config file (``serveConfigV2``) for the ``serve:`` section. The app is
+    built by ``raydl.serve.app:build_app`` — the serve stage, which must be in the image."""
+    serve = spec.serve
+    assert serve is not None
+    auto = serve.autoscaling
+    return {
+        "applications": [
+            {
+                "name": spec.name,
+                "route_prefix": serve.route_prefix,
+                "import_path": SERVE_IMPORT_PATH,
+                "args": {
+                    "spec": f"{SPEC_DIR}/{SPEC_FILE}",
+                    "run_dir": spec.cluster.storage,
+                    "backend": serve.backend,
+                    "max_batch_size": serve.batching.max_batch_size,
+                    "batch_wait_timeout_s": serve.batching.wait_s,
+                    "threshold": serve.threshold,
+                },
+                "deployments": [
+                    {
+                        "name": "Model",
+                        "autoscaling_config": {
+                            "min_replicas": auto.min_replicas,
+                            "max_replicas": auto.max_replicas,
+                            "target_ongoing_requests": auto.target_ongoing_requests,
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def render_service(spec: JobSpec, meta: dict[str, Any], config_map: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RayService",
+        "metadata": {**meta, "name": f"{meta['name']}-serve"},
+        "spec": {
+            "serveConfigV2": yaml.safe_dump(serve_config(spec), sort_keys=False),
+            "rayClusterConfig": cluster_spec(spec, name=meta["name"], spec_config_map=config_map),
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the job spec, serveConfigV2) as readable ``|`` blocks."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None),
+)
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
+
+
+# ----------------------------------------------------------- the Kubernetes API
+def _api(context: str | None = None) -> Any:
+    """A CustomObjectsApi on the current kubeconfig (or the in-cluster service account).
+
+    Raises:
+        RaydlError: no kubeconfig and not inside a cluster.
+    """
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    from raydl.errors import RaydlError
+
+    try:
+        config.load_kube_config(context=context)
+    except (ConfigException, OSError, TypeError) as e:
+        try:
+            config.load_incluster_config()
+        except ConfigException:
+            raise RaydlError(
+                f"no Kubernetes cluster configured: {str(e).strip() or 'no kubeconfig'} "
+                "(set KUBECONFIG or ~/.kube/config, or pass --context)"
+            ) from None
+    return k8s.CustomObjectsApi(), k8s.CoreV1Api()
+
+
+def _api_error(e: Exception, what: str) -> Exception:
+    from urllib3.exceptions import HTTPError
+
+    from raydl.errors import RaydlError
+
+    if isinstance(e, k8s.ApiException):
+        return RaydlError(f"{what}: the API server said {e.status} {e.reason}")
+    if isinstance(e, HTTPError | OSError):
+        return RaydlError(f"{what}: cannot reach the Kubernetes API server ({type(e).__name__})")
+    return e
+
+
+def apply(objects: list[dict[str, Any]], namespace: str, context: str | None = None) -> list[str]:
+    """Create the rendered objects; one ``Kind/name created`` line each.
+
+    Raises:
+        RaydlError: no cluster configured, the API server unreachable or refusing.
+    """
+    custom, core = _api(context)
+    done = []
+    for obj in objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        try:
+            if kind == "ConfigMap":
+                core.create_namespaced_config_map(namespace, obj, _request_timeout=10)
+            else:
+                custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS[kind], obj, _request_timeout=10
+                )
+        except Exception as e:
+            raise _api_error(e, f"{kind}/{name}") from None
+        done.append(f"{kind}/{name} created")
+    return done
+
+
+def status(spec: JobSpec, namespace: str, context: str | None = None) -> list[dict[str, Any]]:
+    """The ``status`` of the RayJob (and RayService) rendered from ``spec``.
+
+    Raises:
+        RaydlError: no cluster configured, the API server unreachable, an object missing.
+    """
+    custom, _ = _api(context)
+    out = []
+    for obj in render(spec):
+        if obj["kind"] == "ConfigMap":
+            continue
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        try:
+            got = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=10
+            )
+        except Exception as e:
+            raise _api_error(e, f"{kind}/{name}") from None
+        out.append({"kind": kind, "name": name, "status": got.get("status", {})})
+    return out
