@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from raydl.spec import load_spec
 from tests.k8s_schemas import validate
 
 pytestmark = pytest.mark.e2e
@@ -39,3 +40,99 @@ def test_render_of_every_example_job_validates(job):
     for obj in objects:
         validate(obj)
     config_map, job_ = objects
+    spec = job_["spec"]
+    assert spec["entrypoint"] == "raydl run /home/ray/raydl/job.yaml"
+    cluster = spec["rayClusterSpec"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert cluster["headGroupSpec"]["serviceType"] == "ClusterIP"
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    assert head["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
+    # the job spec travels whole: the ConfigMap holds the validated spec of this file
+    rendered = yaml.safe_load(config_map["data"]["job.yaml"])
+    assert rendered["name"] == yaml.safe_load(job.read_text())["name"]
+    assert rendered["train"] == load_spec(job).model_dump(mode="json")["train"]
+
+
+def test_gpu_groups_serve_and_overrides(tmp_path):
+    job = tmp_path / "gpu.yaml"
+    raw = yaml.safe_load((REPO / "jobs" / "digits_cnn.yaml").read_text())
+    raw["serve"] = {"route_prefix": "/digits", "autoscaling": {"min_replicas": 1, "max_replicas": 3}}
+    raw["cluster"] = {
+        "storage": "s3://bucket/runs",
+        "worker_groups": [
+            {"name": "cpu", "min": 0, "max": 4, "cpu": 4, "memory": "8Gi"},
+            {
+                "name": "gpu-a100", "min": 1, "max": 8, "gpu": 2, "cpu": 16, "memory": "64Gi",
+                "node_selector": {"pool": "a100"},
+                "tolerations": [
+                    {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+                ],
+            },
+        ],
+    }
+    job.write_text(yaml.safe_dump(raw))
+    out = raydl("k8s", "render", str(job), "cluster.image=registry.example/raydl:2.60.0-gpu")
+    assert out.returncode == 0, out.stderr
+    objects = {o["kind"]: o for o in yaml.safe_load_all(out.stdout) if o}
+    assert set(objects) == {"ConfigMap", "RayJob", "RayService"}
+    for obj in objects.values():
+        validate(obj)
+    cluster = objects["RayJob"]["spec"]["rayClusterSpec"]
+    assert cluster["rayVersion"] == "2.60.0"
+    cpu, gpu = cluster["workerGroupSpecs"]
+    shape = (gpu["groupName"], gpu["minReplicas"], gpu["maxReplicas"], gpu["replicas"])
+    assert shape == ("gpu-a100", 1, 8, 1)
+    pod = gpu["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "2"}
+    assert pod["containers"][0]["image"] == "registry.example/raydl:2.60.0-gpu"
+    assert pod["nodeSelector"] == {"pool": "a100"}
+    assert pod["tolerations"][0] == {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert pod["tolerations"][1]["key"] == "dedicated"
+    assert "nvidia.com/gpu" not in cpu["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert "tolerations" not in cpu["template"]["spec"]
+    (app,) = yaml.safe_load(objects["RayService"]["spec"]["serveConfigV2"])["applications"]
+    assert app["route_prefix"] == "/digits" and app["import_path"] == "raydl.serve.app:build_app"
+    assert app["deployments"][0]["autoscaling_config"]["max_replicas"] == 3
+    assert objects["RayService"]["spec"]["rayClusterConfig"] == cluster
+
+
+def test_bad_worker_group_is_a_spec_error(tmp_path):
+    job = tmp_path / "bad.yaml"
+    raw = yaml.safe_load((REPO / "jobs" / "digits_cnn.yaml").read_text())
+    raw["cluster"] = {"worker_groups": [{"name": "GPU_big", "min": 3, "max": 1, "memory": "lots"}]}
+    job.write_text(yaml.safe_dump(raw))
+    out = raydl("k8s", "render", str(job))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert any(line.startswith("error: cluster.worker_groups[0].name") for line in lines), lines
+    assert any(line.startswith("error: cluster.worker_groups[0].memory") for line in lines), lines
+
+
+@pytest.mark.parametrize("command", ["apply", "status"])
+def test_apply_and_status_without_a_cluster_fail_clearly(tmp_path, command):
+    out = raydl(
+        "k8s", command, str(REPO / "jobs" / "digits_cnn.yaml"),
+        KUBECONFIG=str(tmp_path / "missing-kubeconfig"), HOME=str(tmp_path),
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: no Kubernetes cluster configured"), line
+
+
+def test_apply_to_an_unreachable_api_server_fails_clearly(tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+                "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
+    out = raydl("k8s", "apply", str(REPO / "jobs" / "digits_cnn.yaml"), KUBECONFIG=str(kubeconfig))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "cannot reach the Kubernetes API server" in line, line
