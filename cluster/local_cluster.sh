@@ -21,6 +21,8 @@ WORKER_CPUS=${WORKER_CPUS:-4}
 RAY=${RAY:-$(command -v ray || echo "$(dirname "$0")/../.venv/bin/ray")}
 # keep every node on loopback: Ray would otherwise swap 127.0.0.1 for the outward address
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+# a busy machine can take over a minute to bring the dashboard (the job API) up
+export RAY_DASHBOARD_STARTUP_TIMEOUT_S=${RAY_DASHBOARD_STARTUP_TIMEOUT_S:-300}
 
 case "${1:-}" in
 start)
