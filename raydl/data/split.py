@@ -268,15 +268,21 @@ def plan_splits(
     return rule, counts
 
 
-def _keep_split(batch: dict[str, np.ndarray], rule: SplitRule, code: int) -> dict[str, np.ndarray]:
+def _keep_split(
+    batch: dict[str, np.ndarray], rule: SplitRule, code: int, keep_hash: bool
+) -> dict[str, np.ndarray]:
     col = batch[rule.column] if rule.column else None
     mask = rule.codes(batch[HASH_COLUMN], batch[rule.label], col) == code
-    return {k: v[mask] for k, v in batch.items() if k != HASH_COLUMN}
+    return {k: v[mask] for k, v in batch.items() if keep_hash or k != HASH_COLUMN}
 
 
-def take_split(hashed: ray.data.Dataset, rule: SplitRule, name: str) -> ray.data.Dataset:
-    """The rows of one split (lazy), without the hash column."""
-    return hashed.map_batches(partial(_keep_split, rule=rule, code=SPLITS.index(name)), batch_format="numpy")
+def take_split(
+    hashed: ray.data.Dataset, rule: SplitRule, name: str, keep_hash: bool = False
+) -> ray.data.Dataset:
+    """The rows of one split (lazy), without the hash column unless ``keep_hash``."""
+    return hashed.map_batches(
+        partial(_keep_split, rule=rule, code=SPLITS.index(name), keep_hash=keep_hash), batch_format="numpy"
+    )
 
 
 def _keep_fold(
@@ -285,14 +291,14 @@ def _keep_fold(
     col = batch[rule.column] if rule.column else None
     folds = rule.fold_codes(batch[HASH_COLUMN], batch[rule.label], col)
     mask = folds == fold if inside else (folds >= 0) & (folds != fold)
-    return {k: v[mask] for k, v in batch.items() if k != HASH_COLUMN}
+    return {k: v[mask] for k, v in batch.items() if not inside or k != HASH_COLUMN}
 
 
 def take_fold(
     hashed: ray.data.Dataset, rule: SplitRule, fold: int
 ) -> tuple[ray.data.Dataset, ray.data.Dataset]:
     """The raw (train, val) rows of fold ``fold`` (lazy): val is the fold, train the
-    other non-test rows; test rows are in neither.
+    other non-test rows (with the hash column, for balancing); test rows are in neither.
 
     Raises:
         DataError: the rule is not a k-fold rule, or ``fold`` is out of range.

@@ -105,7 +105,7 @@ def test_missing_values_are_refused_with_the_column_named(ray_cluster, tmp_path)
     frame.loc[[1, 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37], "b"] = np.nan
     path = tmp_path / "gaps.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"missing or non-finite values in the train split: b \("):
+    with pytest.raises(DataError, match=r"missing values in b \(13\); set data.clean.missing"):
         prepare_data(spec_for({"type": "csv", "path": str(path)}))
 
 
