@@ -58,6 +58,13 @@ def check_spec(spec: JobSpec) -> list[str]:
             f"data.split: val + test must leave at least 10% for training, "
             f"got {data.split.val} + {data.split.test}"
         )
+    if data.balance != "none" and data.task != "classification":
+        problems.append(f"data.balance: {data.balance!r} balances classes; data.task is {data.task}")
+    split = data.split
+    if split.method == "kfold" and split.k is None:
+        problems.append("data.split.k: kfold needs the number of folds k (2 or more)")
+    if split.method in ("time", "group") and not split.column:
+        problems.append(f"data.split.column: the {split.method} split needs the column it goes by")
     if train.batch_size < train.workers:
         problems.append(
             f"train.batch_size: the global batch ({train.batch_size}) must be at least one "
@@ -80,15 +87,8 @@ _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.source.type", lambda v: v in ("images", "hf_disk")),
     ("data.task", lambda v: v == "language_modeling"),
-    ("data.clean.dedupe", lambda v: v not in _ABSENT),
-    ("data.clean.missing", lambda v: v not in _ABSENT),
-    ("data.clean.outliers", lambda v: v not in _ABSENT),
-    ("data.features.numeric", lambda v: v == "robust"),
-    ("data.features.categorical", lambda v: v not in _ABSENT),
     ("data.text", lambda v: v not in _ABSENT),
     ("data.augment", lambda v: v not in _ABSENT),
-    ("data.balance", lambda v: v not in _ABSENT),
-    ("data.split.method", lambda v: v not in (None, "random", "stratified")),
     ("model.pretrained.path", lambda v: v not in _ABSENT),
     ("model.pretrained.freeze", lambda v: v not in _ABSENT),
     ("train.strategy", lambda v: v not in (None, "ddp")),

@@ -81,6 +81,34 @@ def run(
 
 
 @app.command()
+def data(
+    spec: Spec,
+    overrides: Overrides = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the report (JSON) to this file.")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run only the data preparation of a job and print its data report."""
+    from raydl.data.prepare import prepare_data
+    from raydl.progress import Display
+    from raydl.runtime import connect
+    from raydl.spec import load_spec
+
+    _setup_logging(verbose)
+    job = load_spec(spec, overrides or [])
+    display = Display(console)
+    with _interruptible(), connect(job, verbose):
+        prepared = prepare_data(job)
+    display.data(prepared.report)
+    display.data_report(prepared.report)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(prepared.report, indent=2, default=str) + "\n")
+        console.print(f"report: {output}")
+
+
+@app.command()
 def validate(spec: Spec, overrides: Overrides = None) -> None:
     """Check a spec (and overrides) without running it."""
     from raydl.spec import load_spec

@@ -51,6 +51,7 @@ def run(
         run_dir.write_json(run_dir.data_report, prepared.report)
         run_dir.write_json(run_dir.manifest, manifest(spec.seed, prepared.report["fingerprint"], resources))
         display.data(prepared.report)
+        display.data_report(prepared.report)
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor

@@ -20,6 +20,10 @@ def _fmt(row: dict[str, Any], keys=_EPOCH_KEYS) -> str:
     return "  ".join(f"{k} {row[k]:.4f}" for k in keys if isinstance(row.get(k), float))
 
 
+def _short(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {_short(v) if isinstance(v, dict) else v}" for k, v in d.items())
+
+
 class Display:
     """Rich output for the CLI; ``quiet`` turns it off for library use and tests."""
 
@@ -46,6 +50,46 @@ class Display:
             f"test {rows['test']:,} ({report['split']['method']}, seed {report['split']['seed']})"
             f"{extra}; input shape {tuple(report['input_shape'])}"
         )
+
+    def data_report(self, report: dict[str, Any]) -> None:
+        """The cleaning steps, missing values, outliers, class balance and train feature
+        statistics of a data report (the keys that are present)."""
+        steps = report.get("steps") or []
+        if steps:
+            t = Table(title="data preparation", title_justify="left")
+            for col in ("step", "rows in", "rows out", "changed"):
+                t.add_column(col, justify="left" if col in ("step", "changed") else "right")
+            for s in steps:
+                changed = {k: v for k, v in s["changed"].items() if v not in ({}, [], 0)}
+                t.add_row(s["name"], f"{s['rows_in']:,}", f"{s['rows_out']:,}", _short(changed))
+            self._print(t)
+        line = [f"duplicates {report.get('duplicates', 0)}"]
+        missing = {k: v for k, v in (report.get("missing") or {}).items() if v}
+        line.append(f"missing {_short(missing) if missing else 0}")
+        outliers = {k: v for k, v in (report.get("outliers") or {}).items() if v}
+        if report.get("outliers") is not None:
+            line.append(f"outliers {_short(outliers) if outliers else 0}")
+        self._print("  " + " · ".join(line))
+        cc = report.get("class_counts") or {}
+        if "before" in cc and cc["before"]:
+            after = cc.get("after") or {}
+            t = Table(title=f"train classes (balance: {report.get('balance', 'none')})", title_justify="left")
+            t.add_column("class")
+            t.add_column("before", justify="right")
+            t.add_column("after", justify="right")
+            for k, v in cc["before"].items():
+                t.add_row(str(k), str(v), str(after.get(k, "")))
+            self._print(t)
+        features = report.get("features") or {}
+        if features:
+            t = Table(title="train features (drift reference)", title_justify="left")
+            for col in ("feature", "mean", "std", "min", "p50", "max"):
+                t.add_column(col, justify="left" if col == "feature" else "right")
+            for name, f in list(features.items())[:20]:
+                if f.get("count"):
+                    q = f["quantiles"]["0.5"]
+                    t.add_row(name, *(f"{v:.4g}" for v in (f["mean"], f["std"], f["min"], q, f["max"])))
+            self._print(t)
 
     @contextlib.contextmanager
     def epochs(self, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:

@@ -93,18 +93,37 @@ Source = Annotated[BuiltinSource | FileSource | ImagesSource | HFDiskSource, Fie
 
 class OutlierSpec(Section):
     method: Literal["zscore", "iqr"] = Field("zscore", description="How outliers are found.")
-    threshold: float = Field(
-        4.0, gt=0, description="z-score, or IQR multiple, past which a value is an outlier."
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        description="z-score (default 3), or IQR multiple past the quartiles (default 1.5), "
+        "beyond which a value is an outlier.",
     )
-    action: Literal["drop", "clip"] = Field("drop", description="What happens to an outlier.")
+    action: Literal["drop", "clip"] = Field(
+        "drop", description="Drop the row, or clip the value to the bound."
+    )
+    columns: list[str] | None = Field(
+        None, description="Numeric columns checked (default: all numeric features)."
+    )
+
+
+MissingStrategy = Literal["error", "drop", "mean", "median", "most_frequent", "constant"]
 
 
 class CleanSpec(Section):
-    dedupe: bool = Field(False, description="Remove exact duplicate rows.")
-    missing: Literal["error", "drop", "mean", "median", "most_frequent", "constant"] = Field(
-        "error", description="What to do with missing values; 'error' names the first bad row."
+    dedupe: bool = Field(False, description="Remove exact duplicate rows (one copy is kept).")
+    missing: MissingStrategy | dict[str, MissingStrategy] = Field(
+        "error",
+        description="Missing values: one strategy for every feature column, or per column "
+        "({column: strategy}; unlisted columns: error). 'error' stops and names the columns.",
     )
+    fill_value: float | str = Field(0.0, description="The value filled by the 'constant' strategy.")
     outliers: OutlierSpec | None = Field(None, description="Outlier rule for numeric columns.")
+    unparseable: Literal["report", "reject"] = Field(
+        "report",
+        description="Rows with a value that is not a number in a numeric column: counted, "
+        "dropped and reported (report), or the run stops naming the row (reject).",
+    )
 
 
 class FeatureSpec(Section):
@@ -115,7 +134,14 @@ class FeatureSpec(Section):
         "standard", description="Scaling fitted on the train split only."
     )
     categorical: Literal["onehot", "ordinal", "none"] = Field(
-        "none", description="Encoding of non-numeric columns."
+        "none",
+        description="Encoding of text (categorical) columns, fitted on the train split: onehot "
+        "(columns with more than max_onehot values become integer ids for an embedding, in the "
+        "rows' 'ids'), ordinal (an integer id as one feature), none (text columns are an error).",
+    )
+    max_onehot: int = Field(16, ge=1, description="Most categories a column may have to be one-hot encoded.")
+    pca: int | None = Field(
+        None, ge=1, description="Project the encoded features on this many principal components."
     )
 
 

@@ -7,16 +7,20 @@ test; nothing is collected to the driver but small statistics.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import ray
 
-from raydl.data.preprocess import Preprocessor, fit_preprocessor
+from raydl.data.balance import class_weights, resample, smote
+from raydl.data.clean import clean, column_stats, numeric_looking
+from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
 from raydl.data.sources import read_source
-from raydl.data.split import SPLITS, add_hash, plan_splits, take_split
+from raydl.data.split import SPLITS, SplitRule, plan_splits, take_fold, take_split
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
@@ -25,38 +29,65 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PreparedData:
+    """The data stage's result.
+
+    Attributes:
+        datasets: train/val/test rows ``{"x", "y"}``, preprocessed.
+        preprocessor: fitted on the train split.
+        report: what data_report.json holds.
+        spec: the job spec the data was prepared for.
+        rows: the cleaned raw rows with their content hash (materialized), for folds.
+        rule: the split rule that routes ``rows``.
+        refit: fits a preprocessor, as the spec says, on other train rows (folds).
+    """
+
     datasets: dict[str, ray.data.Dataset]
     preprocessor: Preprocessor
     report: dict[str, Any]
+    spec: JobSpec | None = None
+    rows: ray.data.Dataset | None = None
+    rule: SplitRule | None = None
+    refit: Callable[[ray.data.Dataset], Preprocessor] | None = None
 
 
-def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def _feature_columns(spec: JobSpec, ds: ray.data.Dataset, schema: pa.Schema) -> tuple[list[str], list[str]]:
+    """The (numeric, categorical) feature columns. A text column whose values are
+    nearly all numbers is numeric with a few unparseable values (cleaning names them).
+
+    Raises:
+        DataError: a listed column does not exist, or a text column is found and
+            categorical encoding is off.
+    """
     label = spec.data.label
     names = list(schema.names)
-    wanted = spec.data.features.columns or [c for c in names if c != label]
+    split_column = spec.data.split.column if spec.data.split.method in ("time", "group") else None
+    wanted = spec.data.features.columns or [c for c in names if c not in (label, split_column)]
     missing = [c for c in wanted if c not in names]
     if missing:
         raise DataError(
             f"data.features.columns: no column {missing[0]!r} in the data; columns: {', '.join(names)}"
         )
-    not_numeric = [
-        c
-        for c in wanted
-        if not (
-            pa.types.is_integer(schema.field(c).type)
-            or pa.types.is_floating(schema.field(c).type)
-            or pa.types.is_boolean(schema.field(c).type)
-        )
-    ]
-    if not_numeric:
-        c = not_numeric[0]
+    texts = [c for c in wanted if not _is_number(schema.field(c).type)]
+    sample = ds.select_columns(texts).limit(1000).to_pandas() if texts else None
+    numeric, categorical = [], []
+    for c in wanted:
+        if c not in texts or numeric_looking(sample[c]):
+            numeric.append(c)
+        else:
+            categorical.append(c)
+    if categorical and spec.data.features.categorical == "none":
+        c = categorical[0]
         kind = schema.field(c).type
         kind = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else kind
         raise DataError(
-            f"data: column {c!r} is {kind}, not numeric; list the numeric "
-            "columns in data.features.columns (categorical encoding is not implemented yet)"
+            f"data: column {c!r} is {kind}, not numeric; set data.features.categorical "
+            "(onehot or ordinal) or list the numeric columns in data.features.columns"
         )
-    return wanted
+    return numeric, categorical
 
 
 def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
@@ -74,6 +105,32 @@ def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> li
     size = sum(rows[s] for s in splits) * (int(np.prod(input_shape)) + 2) * 4
     capacity = ray.cluster_resources().get("object_store_memory", 0)
     return splits if size <= capacity / 4 else []
+
+
+def _balance(
+    spec: JobSpec, train_raw: ray.data.Dataset, pre: Preprocessor, before: dict[str, int] | None
+) -> tuple[ray.data.Dataset, dict[str, Any]]:
+    """The preprocessed train split, balanced as the spec says, and the class counts
+    before and after (class weights change no rows: they go into ``pre``; ``before``
+    gives the train class counts they need, else they are counted here)."""
+    how = spec.data.balance
+    if how in ("oversample", "undersample"):
+        rows, before, after = resample(train_raw, how, spec.data.label, spec.seed)
+        return rows.map_batches(pre, batch_format="numpy"), {"before": before, "after": after}
+    train = train_raw.map_batches(pre, batch_format="numpy")
+    if how == "smote":
+        if pre.feature_columns is None:
+            raise DataError("data.balance: smote works on table features; use oversample or class_weights")
+        train, before, after = smote(train, spec.seed)
+        return train, {"before": before, "after": after}
+    if how == "class_weights":
+        if before is None:
+            y = np.concatenate(
+                [b["y"] for b in train.select_columns(["y"]).iter_batches(batch_format="numpy")]
+            )
+            before = {str(pre.classes[k]): int(n) for k, n in zip(*np.unique(y, return_counts=True))}
+        pre.class_weights = class_weights(before, pre.classes or [])
+    return train, {"before": before, "after": before}
 
 
 def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> PreparedData:
@@ -95,14 +152,18 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         raise DataError(f"data.label: no column {data.label!r} in the data; columns: {', '.join(names)}")
 
     feature_columns = None
+    numeric: list[str] = []
+    categorical: list[str] = []
     if info.tensor_shape is None:
         if arrow is None:
             arrow = pa.schema([(n, pa.from_numpy_dtype(np.dtype(t))) for n, t in zip(names, schema.types)])
-        feature_columns = _feature_columns(spec, arrow)
+        numeric, categorical = _feature_columns(spec, ds, arrow)
+        feature_columns = numeric + categorical
 
-    # One pass over the source adds a content hash; the materialized result is read by
-    # the key scan below and by every split, so the source is read only once.
-    hashed = ds.map_batches(add_hash, batch_format="numpy").materialize()
+    # One materialized pass over the source parses values and adds a content hash; the
+    # cleaning filters, the key scan and every split read it, so the source is read once.
+    cleaned = clean(ds, data.clean, numeric, categorical)
+    hashed = cleaned.rows
     rule, counts = plan_splits(hashed, data.split, data.label, spec.seed, data.task)
     for name, n in counts["rows"].items():
         if n == 0:
@@ -111,32 +172,83 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     if classes is not None and len(classes) < 2:
         raise DataError(f"data.label: classification needs 2 or more classes, found {classes}")
 
-    preprocessor = preprocessor or fit_preprocessor(
-        take_split(hashed, rule, "train"),
-        task=data.task,
-        label=data.label,
-        feature_columns=feature_columns,
-        tensor_shape=info.tensor_shape,
-        image_shape=data.image.shape if data.image else None,
-        scaling=data.features.numeric,
-        classes=classes,
-    )
+    if feature_columns is None:
+        fit = partial(
+            fit_preprocessor,
+            task=data.task,
+            label=data.label,
+            feature_columns=None,
+            tensor_shape=info.tensor_shape,
+            image_shape=data.image.shape if data.image else None,
+            scaling=data.features.numeric,
+            classes=classes,
+        )
+    else:
+        fit = partial(
+            fit_table,
+            task=data.task,
+            label=data.label,
+            numeric=numeric,
+            categorical=categorical,
+            encoding=data.features.categorical,
+            max_onehot=data.features.max_onehot,
+            pca=data.features.pca,
+            scaling=data.features.numeric,
+            classes=classes,
+            image_shape=data.image.shape if data.image else None,
+        )
+    train_raw = take_split(hashed, rule, "train", keep_hash=True)
+    preprocessor = preprocessor or fit(train_raw)
     datasets = {
         name: take_split(hashed, rule, name).map_batches(preprocessor, batch_format="numpy")
         for name in SPLITS
+    }
+    class_counts = counts["class_counts"]
+    datasets["train"], balanced = _balance(
+        spec, train_raw, preprocessor, class_counts["train"] if class_counts else None
+    )
+    # the train split's raw feature statistics: the report's, and the drift reference
+    feature_stats = {
+        c: st.describe()
+        for c, st in column_stats(train_raw, [c for c in numeric if c in (feature_columns or [])]).items()
     }
     cached = _should_cache(data.cache, counts["rows"], preprocessor.input_shape)
     for name in cached:
         datasets[name] = datasets[name].materialize()
     report = {
         "source": data.source.model_dump(mode="json"),
+        "rows_read": cleaned.steps[0]["rows_in"],
         "rows": sum(counts["rows"].values()),
+        "steps": cleaned.steps,
+        "duplicates": cleaned.duplicates,
+        "missing": cleaned.missing,
+        "outliers": cleaned.outliers,
         "fingerprint": counts["fingerprint"],
-        "split": {"method": data.split.method, "seed": spec.seed, "rows": counts["rows"]},
-        "class_counts": counts["class_counts"],
+        "split": {"method": data.split.method, "seed": spec.seed, "rows": counts["rows"]}
+        | ({"folds": counts["folds"]} if "folds" in counts else {}),
+        "class_counts": (counts["class_counts"] | balanced) if counts["class_counts"] else None,
+        "balance": data.balance,
+        "features": feature_stats,
         "input_shape": preprocessor.input_shape,
         "feature_columns": feature_columns,
         "cached_splits": cached,
     }
     log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *counts["rows"].values())
-    return PreparedData(datasets, preprocessor, report)
+    return PreparedData(datasets, preprocessor, report, spec, hashed, rule, fit)
+
+
+def fold_datasets(prepared: PreparedData, fold: int) -> tuple[ray.data.Dataset, ray.data.Dataset]:
+    """The preprocessed (train, val) datasets of fold ``fold`` of a k-fold split.
+
+    val holds the rows of the fold, train the other non-test rows; the test split is in
+    neither. The preprocessing is refitted on this fold's train rows (same input shape
+    and classes as ``prepared.preprocessor``), so no fold sees its val rows in a fit.
+
+    Raises:
+        DataError: the spec's split is not kfold, or ``fold`` is not in 0..k-1.
+    """
+    assert prepared.rows is not None and prepared.rule is not None and prepared.refit is not None
+    train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
+    pre = prepared.refit(train_raw)
+    train, _ = _balance(prepared.spec, train_raw, pre, None)
+    return train, val_raw.map_batches(pre, batch_format="numpy")

@@ -32,10 +32,19 @@ class Preprocessor:
         label: the label column of the raw rows.
         feature_columns: the table's feature columns, or None for a tensor column ``x``.
         input_shape: one example's shape after transform, e.g. ``[64]`` or ``[1, 28, 28]``.
-        scaling: standard, minmax or none.
-        center, scale: per feature (table) or per channel (tensor): x' = (x - center) / scale.
+        scaling: standard, minmax, robust or none.
+        center, scale: per numeric feature (table) or per channel (tensor):
+            x' = (x - center) / scale.
+        categorical_columns: the feature columns encoded from their values (a subset of
+            ``feature_columns``); ``categories[c]`` lists column c's known values.
+        onehot: the categorical columns one-hot encoded into ``x``; the others become
+            integer ids: a column of ``x`` (ordinal), or the ``ids`` output (for an
+            embedding: one-hot with many categories). Unknown values get id 0 (one-hot:
+            all zeros), the known ones 1..n.
+        pca_mean, pca_components: an optional PCA of the encoded features, (k, d).
         classes: the label values; a class id is its index here (classification).
         target_center, target_scale: the regression target's scaling.
+        class_weights: per class id, for the loss (``data.balance: class_weights``).
     """
 
     task: str
@@ -48,6 +57,13 @@ class Preprocessor:
     classes: list[Any] | None = None
     target_center: float = 0.0
     target_scale: float = 1.0
+    class_weights: list[float] | None = None
+    categorical_columns: list[str] = field(default_factory=list)
+    categories: dict[str, list[Any]] = field(default_factory=dict)
+    onehot: list[str] = field(default_factory=list)
+    ordinal_in_x: bool = False
+    pca_mean: list[float] = field(default_factory=list)
+    pca_components: list[list[float]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ apply
     def features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -62,12 +78,43 @@ class Preprocessor:
                 center = np.asarray(self.center, np.float32)
                 scale = np.asarray(self.scale, np.float32)
         else:
-            x = np.stack([np.asarray(batch[c], dtype=np.float32) for c in self.feature_columns], axis=1)
-            center = np.asarray(self.center, np.float32)
-            scale = np.asarray(self.scale, np.float32)
+            n = len(batch[self.label]) if self.label in batch else len(next(iter(batch.values())))
+            cols = [np.asarray(batch[c], dtype=np.float32) for c in self.numeric_columns]
+            x = np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
+            if self.scaling != "none":
+                x = (x - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
+            parts = [x]
+            for c in self.categorical_columns:
+                ids = self.category_ids(c, batch[c])
+                if c in self.onehot:
+                    parts.append(np.eye(len(self.categories[c]) + 1, dtype=np.float32)[ids][:, 1:])
+                elif self.ordinal_in_x:
+                    parts.append(ids[:, None].astype(np.float32))
+            x = np.concatenate(parts, axis=1) if len(parts) > 1 else x
+            if self.pca_components:
+                components = np.asarray(self.pca_components, np.float32)  # (k, d)
+                x = (x - np.asarray(self.pca_mean, np.float32)) @ components.T
+            return x.reshape((len(x), *self.input_shape))
         if self.scaling != "none":
             x = (x - center) / scale
         return x.reshape((len(x), *self.input_shape))
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.feature_columns or [] if c not in self.categorical_columns]
+
+    @property
+    def id_columns(self) -> list[str]:
+        """Categorical columns given as integer ids in the ``ids`` output (embeddings)."""
+        return [] if self.ordinal_in_x else [c for c in self.categorical_columns if c not in self.onehot]
+
+    def category_ids(self, column: str, values: np.ndarray) -> np.ndarray:
+        """1..n for the known values of a categorical column, 0 for unknown ones."""
+        known = np.asarray([str(v) for v in self.categories[column]], dtype=object)
+        v = np.asarray([str(x) for x in values], dtype=object)
+        pos = np.clip(np.searchsorted(known, v), 0, max(len(known) - 1, 0))
+        hit = known[pos] == v if len(known) else np.zeros(len(v), bool)
+        return np.where(hit, pos + 1, 0).astype(np.int64)
 
     def encode_target(self, values: np.ndarray) -> np.ndarray:
         """Class ids (int64) or the scaled regression target (float32)."""
@@ -93,7 +140,10 @@ class Preprocessor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}``."""
-        return {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
+        out = {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
+        if self.id_columns:  # (B, n_id_columns) int64, for an embedding
+            out["ids"] = np.stack([self.category_ids(c, batch[c]) for c in self.id_columns], axis=1)
+        return out
 
     @property
     def num_outputs(self) -> int:
@@ -145,6 +195,102 @@ def _moments(
     }
 
 
+def _pca(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {"n": np.array([len(x)]), "s": x.sum(0)[None], "xx": (x.T @ x)[None]}
+
+
+def _encoded(batch: dict[str, np.ndarray], pre: Preprocessor) -> dict[str, np.ndarray]:
+    x = pre.features(batch).astype(np.float64)
+    return _pca(x.reshape(len(x), -1))
+
+
+def fit_table(
+    train: ray.data.Dataset,
+    *,
+    task: str,
+    label: str,
+    numeric: list[str],
+    categorical: list[str],
+    encoding: str,
+    max_onehot: int,
+    pca: int | None,
+    scaling: str,
+    classes: list[Any] | None,
+    image_shape: list[int] | None = None,
+) -> Preprocessor:
+    """Fit a table's preprocessing on the train split: scaling of the numeric columns
+    (one distributed pass of moments and quantile sketches), the categories of the
+    others, the regression target's scaling, then an optional PCA (a second pass that
+    sums x^T x of the encoded rows).
+
+    Raises:
+        DataError: the train split is empty, or PCA asks for more components than features.
+    """
+    from raydl.data.clean import column_stats
+
+    target = [label] if task == "regression" else []
+    stats = column_stats(train, numeric + target, counts=categorical)
+    if target and stats[label].n == 0 or numeric and stats[numeric[0]].n == 0:
+        raise DataError("data.split: the train split is empty")
+    center, scale = [], []
+    for c in numeric:
+        st = stats[c]
+        if scaling == "standard":
+            lo, width = st.mean, st.std
+        elif scaling == "minmax":
+            lo = float(st.sketch.get_min_value())
+            width = float(st.sketch.get_max_value()) - lo
+        elif scaling == "robust":
+            q1, lo, q3 = (float(v) for v in st.sketch.get_quantiles([0.25, 0.5, 0.75]))
+            width = q3 - q1
+        else:
+            lo, width = 0.0, 1.0
+        center.append(float(lo))
+        scale.append(float(width) if width > 1e-12 else 1.0)
+    categories = {c: sorted(str(v) for v in stats[c].counts or {}) for c in categorical}
+    onehot = [c for c in categorical if encoding == "onehot" and len(categories[c]) <= max_onehot]
+    ordinal_in_x = encoding == "ordinal"
+    width = len(numeric) + sum(len(categories[c]) for c in onehot)
+    width += len(categorical) - len(onehot) if ordinal_in_x else 0
+    shape = [width]
+    if image_shape:
+        if int(np.prod(image_shape)) != width or pca:
+            raise DataError(
+                f"data.image.shape: {image_shape} holds {int(np.prod(image_shape))} values, "
+                f"but there are {width} features{' before PCA' if pca else ''}"
+            )
+        shape = list(image_shape)
+    pre = Preprocessor(
+        task=task,
+        label=label,
+        feature_columns=numeric + categorical,
+        input_shape=shape,
+        scaling=scaling,
+        center=center,
+        scale=scale,
+        classes=classes,
+        target_center=stats[label].mean if target else 0.0,
+        target_scale=(stats[label].std or 1.0) if target else 1.0,
+        categorical_columns=categorical,
+        categories=categories,
+        onehot=onehot,
+        ordinal_in_x=ordinal_in_x,
+    )
+    if pca:
+        if pca > width:
+            raise DataError(f"data.features.pca: {pca} components, but there are only {width} features")
+        encoded = train.map_batches(partial(_encoded, pre=pre), batch_format="numpy", batch_size=None)
+        parts = encoded.take_all()
+        n = sum(int(p["n"]) for p in parts)
+        mean = np.sum([p["s"] for p in parts], axis=0) / n
+        cov = np.sum([p["xx"] for p in parts], axis=0) / n - np.outer(mean, mean)
+        values, vectors = np.linalg.eigh(cov)  # ascending
+        top = vectors[:, np.argsort(values)[::-1][:pca]].T  # (k, d)
+        top *= np.where(top[np.arange(pca), np.abs(top).argmax(1)] < 0, -1.0, 1.0)[:, None]  # fixed signs
+        pre.pca_mean, pre.pca_components, pre.input_shape = mean.tolist(), top.tolist(), [pca]
+    return pre
+
+
 def fit_preprocessor(
     train: ray.data.Dataset,
     *,
@@ -162,6 +308,8 @@ def fit_preprocessor(
     Raises:
         DataError: missing or non-finite values, or an image shape that does not fit.
     """
+    if scaling == "robust":
+        raise DataError("data.features.numeric: robust scaling is for table features; use standard or minmax")
     if feature_columns is None:
         assert tensor_shape is not None
         shape = list(image_shape or tensor_shape)
