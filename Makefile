@@ -22,7 +22,13 @@ $(FASHION_MNIST):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
 
-setup: $(BIN)/raydl $(FASHION_MNIST)  ## create the venv and install raydl with its dev tools
+# Headless Chromium, for the test that opens report.html.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium
+
+setup: $(BIN)/raydl $(FASHION_MNIST) $(CHROMIUM)  ## create the venv and install raydl with its dev tools
 
 run: setup  ## run the main example job (Fashion-MNIST CNN, 2 workers, embedded Ray)
 	$(BIN)/raydl run jobs/fashion_mnist_cnn.yaml
