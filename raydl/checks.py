@@ -69,6 +69,11 @@ def check_spec(spec: JobSpec) -> list[str]:
             f"data.split: val + test must leave at least 10% for training, "
             f"got {data.split.val} + {data.split.test}"
         )
+    split = data.split
+    if split.method == "kfold" and split.k is None:
+        problems.append("data.split.k: kfold needs the number of folds k (2 or more)")
+    if split.method in ("time", "group") and not split.column:
+        problems.append(f"data.split.column: the {split.method} split needs the column it goes by")
     if train.batch_size < train.workers:
         problems.append(
             f"train.batch_size: the global batch ({train.batch_size}) must be at least one "
@@ -99,7 +104,6 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.text", lambda v: v not in _ABSENT),
     ("data.augment", lambda v: v not in _ABSENT),
     ("data.balance", lambda v: v not in _ABSENT),
-    ("data.split.method", lambda v: v not in (None, "random", "stratified")),
     ("model.pretrained.path", lambda v: v not in _ABSENT),
     ("model.pretrained.freeze", lambda v: v not in _ABSENT),
     ("train.strategy", lambda v: v not in (None, "ddp")),

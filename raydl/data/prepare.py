@@ -7,7 +7,9 @@ test; nothing is collected to the driver but small statistics.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ import ray
 
 from raydl.data.preprocess import Preprocessor, fit_preprocessor
 from raydl.data.sources import read_source
-from raydl.data.split import SPLITS, add_hash, plan_splits, take_split
+from raydl.data.split import SPLITS, SplitRule, add_hash, plan_splits, take_fold, take_split
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
@@ -25,9 +27,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PreparedData:
+    """The data stage's result.
+
+    Attributes:
+        datasets: train/val/test rows ``{"x", "y"}``, preprocessed.
+        preprocessor: fitted on the train split.
+        report: what data_report.json holds.
+        spec: the job spec the data was prepared for.
+        rows: the cleaned raw rows with their content hash (materialized), for folds.
+        rule: the split rule that routes ``rows``.
+        refit: fits a preprocessor, as the spec says, on other train rows (folds).
+    """
+
     datasets: dict[str, ray.data.Dataset]
     preprocessor: Preprocessor
     report: dict[str, Any]
+    spec: JobSpec | None = None
+    rows: ray.data.Dataset | None = None
+    rule: SplitRule | None = None
+    refit: Callable[[ray.data.Dataset], Preprocessor] | None = None
 
 
 def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
@@ -111,8 +129,8 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     if classes is not None and len(classes) < 2:
         raise DataError(f"data.label: classification needs 2 or more classes, found {classes}")
 
-    preprocessor = preprocessor or fit_preprocessor(
-        take_split(hashed, rule, "train"),
+    fit = partial(
+        fit_preprocessor,
         task=data.task,
         label=data.label,
         feature_columns=feature_columns,
@@ -121,6 +139,7 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         scaling=data.features.numeric,
         classes=classes,
     )
+    preprocessor = preprocessor or fit(take_split(hashed, rule, "train"))
     datasets = {
         name: take_split(hashed, rule, name).map_batches(preprocessor, batch_format="numpy")
         for name in SPLITS
@@ -132,11 +151,31 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         "source": data.source.model_dump(mode="json"),
         "rows": sum(counts["rows"].values()),
         "fingerprint": counts["fingerprint"],
-        "split": {"method": data.split.method, "seed": spec.seed, "rows": counts["rows"]},
+        "split": {"method": data.split.method, "seed": spec.seed, "rows": counts["rows"]}
+        | ({"folds": counts["folds"]} if "folds" in counts else {}),
         "class_counts": counts["class_counts"],
         "input_shape": preprocessor.input_shape,
         "feature_columns": feature_columns,
         "cached_splits": cached,
     }
     log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *counts["rows"].values())
-    return PreparedData(datasets, preprocessor, report)
+    return PreparedData(datasets, preprocessor, report, spec, hashed, rule, fit)
+
+
+def fold_datasets(prepared: PreparedData, fold: int) -> tuple[ray.data.Dataset, ray.data.Dataset]:
+    """The preprocessed (train, val) datasets of fold ``fold`` of a k-fold split.
+
+    val holds the rows of the fold, train the other non-test rows; the test split is in
+    neither. The preprocessing is refitted on this fold's train rows (same input shape
+    and classes as ``prepared.preprocessor``), so no fold sees its val rows in a fit.
+
+    Raises:
+        DataError: the spec's split is not kfold, or ``fold`` is not in 0..k-1.
+    """
+    assert prepared.rows is not None and prepared.rule is not None and prepared.refit is not None
+    train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
+    pre = prepared.refit(train_raw)
+    return (
+        train_raw.map_batches(pre, batch_format="numpy"),
+        val_raw.map_batches(pre, batch_format="numpy"),
+    )

@@ -3,12 +3,18 @@
 Every row gets a 64-bit content hash (``_h``). A split is decided by the hash mixed with
 the seed, so it does not depend on block order, partitioning or the number of nodes;
 exact duplicates always land in the same split, so they cannot leak from train to test.
+
+Methods: ``random``; ``stratified`` (per class, or per target bin for regression);
+``group`` (the seeded number comes from the group column's value, so a group is never
+in two splits); ``time`` (ordered by a column: the latest rows are test, the ones before
+them val, no shuffling across a cut); ``kfold`` (a stratified test split, then the other
+rows cut into k folds that :func:`take_fold` hands out one at a time).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -16,10 +22,12 @@ import numpy as np
 import pandas as pd
 import ray
 
+from raydl.errors import DataError
 from raydl.spec import SplitSpec
 
 HASH_COLUMN = "_h"
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
+SPLIT_KEY = "_split_key"  # the time/group column, in the keys gathered to plan splits
 
 
 def row_hashes(batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -71,74 +79,175 @@ def _stratum(kind: str, strata: list[Any], labels: np.ndarray) -> np.ndarray:
     return np.zeros(len(labels), dtype=np.int64)
 
 
+def group_hashes(values: np.ndarray) -> np.ndarray:
+    """One uint64 hash per value of a group column: rows of a group share it."""
+    return pd.util.hash_array(np.asarray(values, dtype=object)).astype(np.uint64)
+
+
+def time_values(values: np.ndarray) -> np.ndarray:
+    """A time column as float64 for ordering: numbers as they are, datetimes and
+    date strings as nanoseconds since the epoch.
+
+    Raises:
+        DataError: a value is neither a number nor a date.
+    """
+    v = np.asarray(values)
+    if v.dtype.kind in "iufb":
+        return v.astype(np.float64)
+    if v.dtype.kind == "M":
+        return v.astype("datetime64[ns]").astype(np.int64).astype(np.float64)
+    try:
+        return pd.to_datetime(pd.Series(v), utc=True).astype("int64").to_numpy(np.float64)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"data.split.column: cannot read the time column as numbers or dates: {e}") from None
+
+
 @dataclass(frozen=True)
 class SplitRule:
-    """Which split a row belongs to, from its hash and label alone.
+    """Which split a row belongs to, from its hash, label and split column alone.
 
-    A row with seeded uniform number ``u`` in stratum ``s`` is test when
+    ``random``/``stratified``/``group``/``kfold``: a row (or, for ``group``, its whole
+    group) gets a seeded uniform number ``u``; in stratum ``s`` it is test when
     ``u < test_cut[s]``, else val when ``u < val_cut[s]``, else train. Strata are the
     classes (stratified classification), target quantile bins (stratified regression)
-    or one stratum (random). ``strata`` holds the sorted class values or the bin edges.
+    or one stratum. ``strata`` holds the sorted class values or the bin edges.
+
+    ``kfold``: the non-test rows of stratum ``s`` are cut into ``k`` folds at
+    ``fold_cut[s]`` (k-1 ascending values of ``u``); fold 0 is the val split of a plain
+    run, and :func:`fold_codes` names every row's fold.
+
+    ``time``: no hashing; the latest rows by ``column`` are test, the ones before them
+    val: ``t >= test_cut[0]`` is test, ``t >= val_cut[0]`` val. Rows with equal times
+    fall on the same side, so nothing is shuffled across a cut.
     """
 
     seed: int
     label: str
-    kind: str  # "classes" | "bins" | "none"
+    kind: str  # "classes" | "bins" | "none" | "time"
     strata: list[Any]
     test_cut: list[float]
     val_cut: list[float]
+    method: str = "random"
+    column: str | None = None  # time or group column
+    fold_cut: list[list[float]] = field(default_factory=list)
 
-    def codes(self, hashes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """0 train, 1 val, 2 test per row."""
-        u = _uniform(hashes.view(np.uint64), self.seed)
+    def uniform(self, hashes: np.ndarray, column: np.ndarray | None = None) -> np.ndarray:
+        h = group_hashes(column) if self.method == "group" else hashes.view(np.uint64)
+        return _uniform(h, self.seed)
+
+    def codes(self, hashes: np.ndarray, labels: np.ndarray, column: np.ndarray | None = None) -> np.ndarray:
+        """0 train, 1 val, 2 test per row; ``column`` is the time/group column's values."""
+        if self.kind == "time":
+            t = time_values(column)
+            return np.where(t >= self.test_cut[0], 2, np.where(t >= self.val_cut[0], 1, 0)).astype(np.int8)
+        u = self.uniform(hashes, column)
         s = _stratum(self.kind, self.strata, labels)
         test_cut, val_cut = np.asarray(self.test_cut)[s], np.asarray(self.val_cut)[s]
         return np.where(u < test_cut, 2, np.where(u < val_cut, 1, 0)).astype(np.int8)
 
+    def fold_codes(
+        self, hashes: np.ndarray, labels: np.ndarray, column: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The fold (0..k-1) of each non-test row; -1 for test rows (kfold only)."""
+        u = self.uniform(hashes, column)
+        s = _stratum(self.kind, self.strata, labels)
+        folds = np.zeros(len(u), dtype=np.int64)
+        for i, cuts in enumerate(self.fold_cut):
+            here = s == i
+            folds[here] = np.searchsorted(np.asarray(cuts), u[here], side="right")
+        return np.where(u < np.asarray(self.test_cut)[s], -1, folds)
 
-def _keys(batch: dict[str, np.ndarray], label: str) -> dict[str, np.ndarray]:
-    return {HASH_COLUMN: batch[HASH_COLUMN], label: batch[label]}
+    @property
+    def k(self) -> int:
+        return len(self.fold_cut[0]) + 1 if self.fold_cut else 0
+
+
+def _keys(batch: dict[str, np.ndarray], label: str, column: str | None) -> dict[str, np.ndarray]:
+    keys = {HASH_COLUMN: batch[HASH_COLUMN], label: batch[label]}
+    if column is not None:
+        keys[SPLIT_KEY] = batch[column]
+    return keys
+
+
+def _cuts(u: np.ndarray, fractions: list[float]) -> list[float]:
+    """Cut points in ``u`` so that the share of rows below the i-th cut is as close as
+    rows sharing a ``u`` (a group, or exact duplicates) allow to ``sum(fractions[:i+1])``."""
+    values, counts = np.unique(u, return_counts=True)
+    cum = np.cumsum(counts)
+    cuts = []
+    for target in np.cumsum(fractions) * len(u):
+        i = int(np.argmin(np.abs(cum - target)))  # the cut goes after value i ...
+        if target < cum[0] / 2:  # ... or before every value
+            cuts.append(0.0)
+        else:
+            upper = values[i + 1] if i + 1 < len(values) else 1.0
+            cuts.append(float((values[i] + upper) / 2))
+    return cuts
 
 
 def plan_splits(
     hashed: ray.data.Dataset, spec: SplitSpec, label: str, seed: int, task: str
 ) -> tuple[SplitRule, dict[str, Any]]:
-    """Decide the split rule from the rows' (hash, label) keys, and count the result.
+    """Decide the split rule from the rows' (hash, label, split column) keys, and count
+    the result.
 
-    Only two small columns reach the driver; the rows themselves stay in the object
+    Only these small columns reach the driver; the rows themselves stay in the object
     store and are routed by :func:`take_split` with the returned rule.
 
     Returns:
         The rule, and ``{"rows": {split: n}, "class_counts": {split: {label: n}} | None,
-        "fingerprint": str}``.
+        "fingerprint": str}`` (plus ``"folds": [n per fold]`` for kfold).
+
+    Raises:
+        DataError: the split column is missing or unusable.
     """
-    keys = hashed.map_batches(partial(_keys, label=label), batch_format="numpy").to_pandas()
+    column = spec.column if spec.method in ("time", "group") else None
+    if column is not None and column not in hashed.schema().names:
+        raise DataError(f"data.split.column: no column {column!r} in the data")
+    keys = hashed.map_batches(partial(_keys, label=label, column=column), batch_format="numpy").to_pandas()
     h = keys[HASH_COLUMN].to_numpy(np.int64)
     y = keys[label].to_numpy()
-    u = _uniform(h.view(np.uint64), seed)
+    col = keys[SPLIT_KEY].to_numpy() if column is not None else None
 
-    if spec.method == "stratified" and task == "classification":
+    stratified = spec.method in ("stratified", "kfold")
+    if stratified and task == "classification":
         kind, strata = "classes", sorted(np.unique(y).tolist())
-    elif spec.method == "stratified":
+    elif stratified:
         edges = np.unique(np.quantile(y.astype(np.float64), np.linspace(0, 1, 11)[1:-1]))
         kind, strata = "bins", edges.tolist()
+    elif spec.method == "time":
+        kind, strata = "time", [0]
     else:
         kind, strata = "none", [0]
-    s = _stratum(kind, strata, y)
-    test_cut, val_cut = [], []
-    for i in range(len(strata) + (1 if kind == "bins" else 0)):
-        if kind == "none":
-            test_cut.append(spec.test)
-            val_cut.append(spec.test + spec.val)
-            continue
-        us = np.sort(u[s == i])
-        n_test, n_val = int(round(len(us) * spec.test)), int(round(len(us) * spec.val))
-        # a cut just above the k-th smallest number puts exactly k rows below it
-        test_cut.append(float(us[n_test - 1]) + 1e-12 if n_test else 0.0)
-        val_cut.append(float(us[n_test + n_val - 1]) + 1e-12 if n_test + n_val else 0.0)
-    rule = SplitRule(seed, label, kind, strata, test_cut, val_cut)
 
-    codes = rule.codes(h, y)
+    test_cut: list[float] = []
+    val_cut: list[float] = []
+    fold_cut: list[list[float]] = []
+    if kind == "time":
+        t = np.sort(time_values(col))
+        n_train = len(t) - int(round(len(t) * spec.test)) - int(round(len(t) * spec.val))
+        n_val = int(round(len(t) * spec.val))
+        val_cut.append(float(t[min(n_train, len(t) - 1)]))
+        test_cut.append(float(t[min(n_train + n_val, len(t) - 1)]))
+    else:
+        u = SplitRule(seed, label, kind, strata, [], [], spec.method, column).uniform(h, col)
+        s = _stratum(kind, strata, y)
+        for i in range(len(strata) + (1 if kind == "bins" else 0)):
+            us = u[s == i]
+            if spec.method == "kfold":
+                assert spec.k is not None
+                rest = (1 - spec.test) / spec.k
+                cuts = _cuts(us, [spec.test] + [rest] * (spec.k - 1)) if len(us) else [0.0] * spec.k
+                test_cut.append(cuts[0])
+                val_cut.append(cuts[1])
+                fold_cut.append(cuts[1:])
+            else:
+                cuts = _cuts(us, [spec.test, spec.val]) if len(us) else [0.0, 0.0]
+                test_cut.append(cuts[0])
+                val_cut.append(cuts[1])
+    rule = SplitRule(seed, label, kind, strata, test_cut, val_cut, spec.method, column, fold_cut)
+
+    codes = rule.codes(h, y, col)
     rows = {name: int((codes == i).sum()) for i, name in enumerate(SPLITS)}
     class_counts = None
     if task == "classification":
@@ -147,19 +256,51 @@ def plan_splits(
             for i, name in enumerate(SPLITS)
         }
     total = int(h.view(np.uint64).sum(dtype=np.uint64))
-    return rule, {
+    counts: dict[str, Any] = {
         "rows": rows,
         "class_counts": class_counts,
         "classes": sorted(np.unique(y).tolist()) if task == "classification" else None,
         "fingerprint": f"{len(h)}:{total:016x}",
     }
+    if rule.fold_cut:
+        folds = rule.fold_codes(h, y, col)
+        counts["folds"] = [int((folds == f).sum()) for f in range(rule.k)]
+    return rule, counts
 
 
 def _keep_split(batch: dict[str, np.ndarray], rule: SplitRule, code: int) -> dict[str, np.ndarray]:
-    mask = rule.codes(batch[HASH_COLUMN], batch[rule.label]) == code
+    col = batch[rule.column] if rule.column else None
+    mask = rule.codes(batch[HASH_COLUMN], batch[rule.label], col) == code
     return {k: v[mask] for k, v in batch.items() if k != HASH_COLUMN}
 
 
 def take_split(hashed: ray.data.Dataset, rule: SplitRule, name: str) -> ray.data.Dataset:
     """The rows of one split (lazy), without the hash column."""
     return hashed.map_batches(partial(_keep_split, rule=rule, code=SPLITS.index(name)), batch_format="numpy")
+
+
+def _keep_fold(
+    batch: dict[str, np.ndarray], rule: SplitRule, fold: int, inside: bool
+) -> dict[str, np.ndarray]:
+    col = batch[rule.column] if rule.column else None
+    folds = rule.fold_codes(batch[HASH_COLUMN], batch[rule.label], col)
+    mask = folds == fold if inside else (folds >= 0) & (folds != fold)
+    return {k: v[mask] for k, v in batch.items() if k != HASH_COLUMN}
+
+
+def take_fold(
+    hashed: ray.data.Dataset, rule: SplitRule, fold: int
+) -> tuple[ray.data.Dataset, ray.data.Dataset]:
+    """The raw (train, val) rows of fold ``fold`` (lazy): val is the fold, train the
+    other non-test rows; test rows are in neither.
+
+    Raises:
+        DataError: the rule is not a k-fold rule, or ``fold`` is out of range.
+    """
+    if not rule.fold_cut:
+        raise DataError(f"data.split.method: folds need method kfold, got {rule.method!r}")
+    if not 0 <= fold < rule.k:
+        raise DataError(f"fold: must be in 0..{rule.k - 1}, got {fold}")
+    train = hashed.map_batches(partial(_keep_fold, rule=rule, fold=fold, inside=False), batch_format="numpy")
+    val = hashed.map_batches(partial(_keep_fold, rule=rule, fold=fold, inside=True), batch_format="numpy")
+    return train, val

@@ -2,9 +2,12 @@
 rows that are not test, each fold the job's own training run, the folds run in parallel
 as Ray Tune trials; mean ± std per metric and one row per fold in ``cv/``.
 
-Fold assignment is scikit-learn's (``StratifiedKFold``/``KFold``/``LeaveOneOut``, seeded
-by the spec), over the non-test rows gathered on the driver: cross-validation is for
-data small enough to train k times, so the rows fit in memory.
+Folds: with ``data.split: {method: kfold, k}`` they are the split's own content-hash
+folds (:mod:`raydl.data.split`), preprocessing refitted per fold. Otherwise
+``evaluate.cross_validation`` folds the preprocessed train+val rows on the driver with
+scikit-learn (``StratifiedKFold``/``KFold``/``LeaveOneOut``, seeded by the spec); that
+path reuses the preprocessing fitted on the train split, and is meant for data small
+enough to train k times.
 """
 
 from __future__ import annotations
@@ -57,13 +60,29 @@ def fold_indices(spec: JobSpec, y: np.ndarray) -> list[tuple[np.ndarray, np.ndar
     return list(KFold(cv.k, shuffle=True, random_state=spec.seed).split(y))
 
 
+def _split_folds(spec: JobSpec, prepared: PreparedData):
+    """The folds of a ``data.split: {method: kfold}`` spec (raydl.data.split's content-hash
+    folds), each preprocessed by a preprocessor refitted on its own train rows."""
+    from raydl.data.split import take_fold
+
+    folds, held = [], []
+    for f in range(spec.data.split.k or 0):
+        train_raw, val_raw = take_fold(prepared.rows, prepared.rule, f)
+        pre = prepared.refit(train_raw)
+        train = train_raw.map_batches(pre, batch_format="numpy").materialize()
+        val = val_raw.map_batches(pre, batch_format="numpy").materialize()
+        folds.append((train, val, pre))
+        held.append(_rows(val))
+    return folds, held
+
+
 def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: str, prepared: PreparedData):
     from raydl.train.trainer import torch_trainer
 
-    train, held_out = folds[config["fold"]]
+    train, held_out, pre = folds[config["fold"]]
     data = PreparedData(
         {"train": train, "val": held_out},
-        prepared.preprocessor,
+        pre,
         {"split": {"rows": {"train": train.count()}}},
     )
     trainer = torch_trainer(spec, data, storage, f"fold-{config['fold']}", callbacks=[TuneReportCallback()])
@@ -74,15 +93,21 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
     """Run every fold; write ``cv/folds.csv`` and ``cv/summary.json``; return the summary."""
     from raydl.tune.search import TRIAL_CPU, _best_checkpoint
 
-    x_train, y_train = _rows(prepared.datasets["train"])
-    x_val, y_val = _rows(prepared.datasets["val"])
-    x, y = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-    splits = fold_indices(spec, y)
+    if spec.data.split.method == "kfold":
+        folds, held = _split_folds(spec, prepared)
+        n_rows = sum(len(hy) for _, hy in held)
+    else:
+        x_train, y_train = _rows(prepared.datasets["train"])
+        x_val, y_val = _rows(prepared.datasets["val"])
+        x, y = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        splits = fold_indices(spec, y)
 
-    def ds(idx):
-        return ray.data.from_items([{"x": x[i], "y": y[i]} for i in idx])
+        def ds(idx):
+            return ray.data.from_items([{"x": x[i], "y": y[i]} for i in idx])
 
-    folds = [(ds(tr), ds(te)) for tr, te in splits]
+        folds = [(ds(tr), ds(te), prepared.preprocessor) for tr, te in splits]
+        held = [(x[te], y[te]) for _, te in splits]
+        n_rows = int(len(y))
     per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
     concurrent = max(1, int((ray.cluster_resources().get("CPU", 1) - 1) // per_trial))
     tuner = tune.Tuner(
@@ -101,27 +126,30 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
     pre = prepared.preprocessor
     rows = []
     for result in grid:
+        if result.config is None or result.metrics_dataframe is None:
+            raise RaydlError("evaluate.cross_validation: a fold did not run (the search was stopped)")
         if result.error is not None:
             raise RaydlError(
                 f"evaluate.cross_validation: fold {result.config['fold']} failed: {result.error}"
             )
         fold = result.config["fold"]
-        held = splits[fold][1]
+        hx, hy = held[fold]
+        pre = folds[fold][2]
         model = load_model_dir(_best_checkpoint(result.metrics_dataframe, spec))
         with torch.no_grad():
-            out = model(torch.as_tensor(x[held])).float()
+            out = model(torch.as_tensor(hx)).float()
         if spec.data.task == "classification":
             scores = torch.softmax(out, -1).numpy()
             m = compute_test_metrics(
-                "classification", y[held], scores.argmax(-1), scores, spec.evaluate.metrics, pre.num_outputs
+                "classification", hy, scores.argmax(-1), scores, spec.evaluate.metrics, pre.num_outputs
             )
         else:
-            yt, yp = pre.decode_target(y[held]), pre.decode_target(out.squeeze(-1).numpy())
+            yt, yp = pre.decode_target(hy), pre.decode_target(out.squeeze(-1).numpy())
             m = compute_test_metrics("regression", yt, yp, None, spec.evaluate.metrics)
         rows.append(
             {
                 "fold": fold,
-                "train_rows": len(splits[fold][0]),
+                "train_rows": n_rows - len(hy),
                 **{k: v for k, v in m.items() if isinstance(v, int | float) or v is None},
             }
         )
@@ -131,7 +159,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
     summary = {
         "method": spec.evaluate.cross_validation.method,
         "folds": len(rows),
-        "rows": int(len(y)),
+        "rows": n_rows,
         "metrics": {
             n: {"mean": float(table[n].mean()), "std": float(table[n].std(ddof=1)) if len(rows) > 1 else 0.0}
             for n in names

@@ -103,9 +103,9 @@ def test_model_params_checked_against_builder():
 
 
 def test_unimplemented_feature_fails_with_a_message_that_says_so():
-    (line,) = problems(with_("data.split.method", "kfold"))
+    (line,) = problems(with_("compress", {"export": "onnx"}))
     assert line == (
-        "data.split.method: 'kfold' is not implemented in this version of raydl "
+        "compress: {'export': 'onnx'} is not implemented in this version of raydl "
         "yet; remove it or use the default"
     )
 

@@ -1,0 +1,119 @@
+"""Every split method on a real local Ray: no row (or group) in two splits, time order
+kept across the cuts, k folds that partition the non-test rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raydl.data.prepare import fold_datasets, prepare_data
+from raydl.errors import DataError, SpecError
+from raydl.spec import validate_spec
+
+pytestmark = pytest.mark.integration
+
+N = 400
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> str:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(N, dtype=np.float64),  # unique: names a row after preprocessing
+            "a": rng.normal(size=N),
+            "day": pd.date_range("2026-01-01", periods=N, freq="D").astype(str)[rng.permutation(N)],
+            "user": rng.integers(0, 37, size=N),
+            "target": rng.integers(0, 2, size=N),
+        }
+    )
+    path = tmp_path_factory.mktemp("splits") / "rows.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def spec_for(path: str, split: dict) -> object:
+    return validate_spec(
+        {
+            "name": "t",
+            "data": {
+                "source": {"type": "csv", "path": path},
+                "label": "target",
+                "features": {"columns": ["id", "a", "user"], "numeric": "none"},
+                "split": split,
+            },
+            "model": {"arch": "mlp"},
+        }
+    )
+
+
+def column_of(ds, index: int) -> np.ndarray:
+    parts = [b["x"][:, index] for b in ds.iter_batches(batch_format="numpy")]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def ids(ds) -> set[int]:
+    return set(column_of(ds, 0).astype(int).tolist())
+
+
+def assert_no_leak(sets: dict[str, set]) -> None:
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not sets[a] & sets[b], f"{a} and {b} share {sorted(sets[a] & sets[b])[:5]}"
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"method": "random", "val": 0.2, "test": 0.2},
+        {"method": "stratified", "val": 0.2, "test": 0.2},
+        {"method": "group", "column": "user", "val": 0.2, "test": 0.2},
+        {"method": "time", "column": "day", "val": 0.2, "test": 0.2},
+    ],
+    ids=lambda s: s["method"],
+)
+def test_no_row_is_in_two_splits(ray_cluster, table, split):
+    prepared = prepare_data(spec_for(table, split))
+    sets = {name: ids(ds) for name, ds in prepared.datasets.items()}
+    assert_no_leak(sets)
+    assert set().union(*sets.values()) == set(range(N))  # and none is lost
+    rows = prepared.report["split"]["rows"]
+    assert {k: len(v) for k, v in sets.items()} == rows
+    assert abs(rows["test"] - 0.2 * N) <= 0.05 * N
+
+    frame = pd.read_csv(table)
+    if split["method"] == "group":
+        users = {name: set(frame.user[frame.id.isin(s)]) for name, s in sets.items()}
+        assert_no_leak(users)
+    if split["method"] == "time":
+        days = {name: pd.to_datetime(frame.day[frame.id.isin(s)]) for name, s in sets.items()}
+        assert days["train"].max() < days["val"].min() and days["val"].max() < days["test"].min()
+        assert rows == {"train": 240, "val": 80, "test": 80}  # distinct days: exact cuts
+
+
+def test_kfold_folds_partition_the_non_test_rows(ray_cluster, table):
+    prepared = prepare_data(spec_for(table, {"method": "kfold", "k": 4, "test": 0.2}))
+    assert_no_leak({name: ids(ds) for name, ds in prepared.datasets.items()})
+    test = ids(prepared.datasets["test"])
+    folds = prepared.report["split"]["folds"]
+    assert len(folds) == 4 and sum(folds) == N - len(test)
+    vals = []
+    for fold in range(4):
+        train_ds, val_ds = fold_datasets(prepared, fold)
+        train, val = ids(train_ds), ids(val_ds)
+        assert_no_leak({"train": train, "val": val, "test": test})
+        assert train | val | test == set(range(N))
+        assert len(val) == folds[fold]
+        vals.append(val)
+    assert_no_leak({str(i): v for i, v in enumerate(vals)})
+    assert vals[0] == ids(prepared.datasets["val"])  # a plain run validates on fold 0
+    with pytest.raises(DataError, match="fold: must be in 0..3"):
+        fold_datasets(prepared, 4)
+
+
+def test_split_column_and_k_are_required():
+    with pytest.raises(SpecError) as e:
+        spec_for("x.csv", {"method": "time"})
+    assert "data.split.column: the time split needs the column it goes by" in str(e.value)
+    with pytest.raises(SpecError, match="data.split.k: kfold needs"):
+        spec_for("x.csv", {"method": "kfold"})
