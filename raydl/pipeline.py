@@ -36,12 +36,17 @@ def run(
     runs_root: str | Path | None = None,
     display: Display | None = None,
     verbose: bool = False,
+    resume_search: str | Path | None = None,
 ) -> RunResult:
-    """Run a validated job end to end and return its run directory and test metrics."""
+    """Run a validated job end to end and return its run directory and test metrics.
+    ``resume_search``: the run directory of a stopped search to continue (``tune:`` jobs)."""
     display = display or Display(quiet=True)
     storage = spec.cluster.storage
-    run_dir = RunDir.create(runs_root or runs_root_for(storage) or env.runs_root(), spec.name)
-    run_dir.spec.write_text(spec.to_yaml())
+    if resume_search is not None:
+        run_dir = RunDir.open(resume_search)
+    else:
+        run_dir = RunDir.create(runs_root or runs_root_for(storage) or env.runs_root(), spec.name)
+        run_dir.spec.write_text(spec.to_yaml())
     display.start(spec, run_dir.path)
 
     with connect(spec, verbose) as resources:
@@ -61,24 +66,80 @@ def run(
             f"{spec.train.workers} Ray Train workers, "
             f"{sum(p.numel() for p in model.parameters()):,} parameters",
         )
-        with display.epochs(spec.train.epochs) as on_epoch:
-            result = fit(spec, prepared, run_dir, on_epoch=on_epoch)
+        if spec.tune is not None:
+            search = _search(spec, prepared, run_dir, display, resume_search is not None)
+            best_checkpoint, best_metrics, epochs_run = (
+                search.best_checkpoint,
+                {},
+                search.best_metrics["epochs"],
+            )
+        else:
+            with display.epochs(spec.train.epochs) as on_epoch:
+                result = fit(spec, prepared, run_dir, on_epoch=on_epoch)
+            best_checkpoint, best_metrics, epochs_run = (
+                result.best_checkpoint,
+                result.best_metrics,
+                result.epochs_run,
+            )
 
         display.stage(
             "evaluate",
-            f"best checkpoint by {spec.train.checkpoint.metric} (epoch {result.best_metrics.get('epoch')})",
+            f"best checkpoint by {spec.train.checkpoint.metric} (epoch {best_metrics.get('epoch')})",
         )
+        details: dict[str, Any] = {}
         metrics = evaluate_model(
-            load_model_dir(result.best_checkpoint), prepared.datasets["test"], pre, spec.evaluate.metrics
+            load_model_dir(best_checkpoint), prepared.datasets["test"], pre, spec.evaluate.metrics, details
         )
-        metrics["best_epoch"] = result.best_metrics.get("epoch")
-        metrics["epochs_run"] = result.epochs_run
+        run_dir.write_json(run_dir.path / "errors.json", details["errors"])
+        _save_predictions(run_dir, details["predictions"])
+        metrics["best_epoch"] = best_metrics.get("epoch")
+        metrics["epochs_run"] = epochs_run
+        if spec.evaluate.cross_validation is not None:
+            from raydl.evaluate.crossval import cross_validate
+
+            cv = spec.evaluate.cross_validation
+            display.stage(
+                "cross-validate", f"{cv.method} ({cv.k} folds)" if cv.method == "kfold" else cv.method
+            )
+            metrics["cross_validation"] = cross_validate(spec, prepared, run_dir)["metrics"]
         run_dir.write_json(run_dir.metrics, metrics)
+    from raydl.report import build_report
+
+    build_report(run_dir.path)
     if storage and not runs_root and not runs_root_for(storage):
         log.info("run directory published to %s", publish(run_dir, storage))
     display.metrics(metrics, spec.data.task)
     display.done(run_dir.path)
     return RunResult(run_dir.path, metrics)
+
+
+def _save_predictions(run_dir: RunDir, predictions: dict[str, Any]) -> None:
+    """The test predictions, for the report's ROC curves."""
+    import numpy as np
+
+    np.savez_compressed(
+        run_dir.path / "predictions.npz", **{k: v for k, v in predictions.items() if v is not None}
+    )
+
+
+def _search(spec: JobSpec, prepared, run_dir: RunDir, display: Display, resume: bool):
+    """The ``tune:`` stage: the best trial's checkpoint becomes the run's best checkpoint."""
+    import shutil
+
+    from raydl.tune.search import run_search
+
+    t = spec.tune
+    assert t is not None
+    display.stage(
+        "tune", f"{t.search} search, {t.num_samples} trials, scheduler {t.scheduler and t.scheduler.type}"
+    )
+    search = run_search(spec, prepared, run_dir, resume=resume)
+    if run_dir.best_checkpoint.exists():
+        shutil.rmtree(run_dir.best_checkpoint)
+    shutil.copytree(search.best_checkpoint, run_dir.best_checkpoint)
+    for row in search.best_epochs:  # the best trial's learning curves
+        run_dir.append_metrics(row)
+    return search
 
 
 def evaluate_run(

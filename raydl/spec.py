@@ -286,7 +286,10 @@ class TrainSpec(Section):
 
 # ------------------------------------------------------- evaluate, tune, compress
 class CrossValidationSpec(Section):
-    k: int = Field(5, ge=2, description="Folds.")
+    method: Literal["kfold", "loo"] = Field(
+        "kfold", description="kfold (stratified for classification) or leave-one-out (tiny data)."
+    )
+    k: int = Field(5, ge=2, description="Folds (kfold).")
 
 
 class EvaluateSpec(Section):

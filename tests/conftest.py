@@ -1,6 +1,11 @@
 """Shared by every tier: nothing may reach a hub or the network at run time."""
 
+import base64
+import io
 import os
+import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -21,3 +26,50 @@ def _restore_environ():
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Every base64 PNG embedded in an HTML page, decoded (PIL raises on a broken one)."""
+
+    def decode(page: str) -> list:
+        from PIL import Image
+
+        out = []
+        for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
+            img = Image.open(io.BytesIO(base64.b64decode(data)))
+            img.load()
+            out.append(img)
+        return out
+
+    return decode
+
+
+@pytest.fixture(scope="session")
+def chromium_dom():
+    """The DOM of a local HTML file as headless Chromium (Debian's ``chromium``) parsed it."""
+
+    def dump(path, tmp_path) -> str:
+        chromium = shutil.which("chromium")
+        assert chromium, "needs Debian's chromium on PATH (make setup installs it)"
+        result = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'chromium'}",
+                "--dump-dom",
+                f"file://{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return result.stdout
+
+    return dump

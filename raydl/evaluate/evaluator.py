@@ -35,8 +35,11 @@ def evaluate_model(
     test: ray.data.Dataset,
     preprocessor: Preprocessor,
     metrics: list[str] | None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Test metrics; regression errors are in the target's original units."""
+    """Test metrics; regression errors are in the target's original units. ``details``,
+    when given, receives the error analysis (``errors``) and the predictions
+    (``predictions``: y, y_pred, scores)."""
     task = preprocessor.task
     y, y_pred, scores = predict(model, test, task)
     if task == "regression":
@@ -44,4 +47,9 @@ def evaluate_model(
     result = compute_test_metrics(task, y, y_pred, scores, metrics, preprocessor.num_outputs)
     if task == "classification":
         result["classes"] = [str(c) for c in np.asarray(preprocessor.classes)]
+    if details is not None:
+        from raydl.evaluate.errors import error_analysis
+
+        details["errors"] = error_analysis(task, result, y, y_pred, scores)
+        details["predictions"] = {"y": y, "y_pred": y_pred, "scores": scores}
     return result

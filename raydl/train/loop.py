@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from raydl.checks import metric_mode
+from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import checkpoint as ckpt
@@ -64,6 +65,7 @@ def _run_epoch(
     grad_clip=None,
     target_scale=1.0,
     shuffle_seed=None,
+    observe=None,
 ) -> dict[str, float]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
     model.train(train)
@@ -101,6 +103,8 @@ def _run_epoch(
                     optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
+            if observe is not None:
+                observe(out, y)
             n = len(y)
             rows += n
             loss_sum += float(loss.detach()) * n
@@ -126,11 +130,8 @@ def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> d
     )
     rows = max(rows, 1.0)
     out = {f"{prefix}_loss": loss / rows}
-    if task == "classification":
+    if task == "classification" and prefix == "train":
         out[f"{prefix}_accuracy"] = hits / rows
-    elif prefix == "val":
-        out[f"{prefix}_mae"] = abs_err / rows
-        out[f"{prefix}_rmse"] = math.sqrt(sq_err / rows)
     return out
 
 
@@ -175,6 +176,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
     loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
 
+    val_metrics = EpochMetrics(task, spec.evaluate.metrics, config["num_outputs"], config["target_scale"])
     state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}
     resume = ray.train.get_checkpoint()
     if resume is not None:  # a restarted worker group: continue where the checkpoint was
@@ -206,9 +208,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
         train_seconds = time.perf_counter() - started
         metrics = _global_metrics("train", sums, task, device)
-        metrics.update(
-            _global_metrics("val", _run_epoch(model, val_shard, train=False, **common), task, device)
-        )
+        val_sums = _run_epoch(model, val_shard, train=False, observe=val_metrics.observe, **common)
+        metrics.update(_global_metrics("val", val_sums, task, device))
+        metrics.update(val_metrics.results("val"))  # torchmetrics, synced over the workers
         metrics.update(
             epoch=epoch + 1,
             lr=optimizer.param_groups[0]["lr"],

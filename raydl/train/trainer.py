@@ -56,23 +56,18 @@ def _user_error(error: BaseException) -> RaydlError | None:
     return None
 
 
-def fit(
+def torch_trainer(
     spec: JobSpec,
     prepared: PreparedData,
-    run: RunDir,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-) -> TrainResult:
-    """Train on Ray Train; every epoch's metrics go to ``metrics.jsonl`` and ``on_epoch``.
-
-    Raises:
-        RaydlError: a worker failed on the user's input (e.g. a model that cannot be built).
-    """
+    storage_path: str,
+    name: str,
+    progress: Queue | None = None,
+    callbacks: list | None = None,
+) -> TorchTrainer:
+    """The TorchTrainer that runs the training loop of ``spec`` (also each search trial)."""
     t = spec.train
-    metric = t.checkpoint.metric
-    mode = metric_mode(metric, t.checkpoint.mode)
-    progress = Queue(actor_options={"num_cpus": 0})
     pre = prepared.preprocessor
-    trainer = TorchTrainer(
+    return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "spec": spec.model_dump(mode="json"),
@@ -89,18 +84,36 @@ def fit(
             resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})},
         ),
         run_config=RunConfig(
-            name="train",
-            storage_path=str(run.ray_storage),
+            name=name,
+            storage_path=storage_path,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=t.checkpoint.keep,
-                checkpoint_score_attribute=metric,
-                checkpoint_score_order=mode,
+                checkpoint_score_attribute=t.checkpoint.metric,
+                checkpoint_score_order=metric_mode(t.checkpoint.metric, t.checkpoint.mode),
             ),
             failure_config=FailureConfig(max_failures=t.max_failures),
+            callbacks=callbacks,
         ),
         datasets={"train": prepared.datasets["train"], "val": prepared.datasets["val"]},
         dataset_config=DataConfig(datasets_to_split="all"),
     )
+
+
+def fit(
+    spec: JobSpec,
+    prepared: PreparedData,
+    run: RunDir,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train on Ray Train; every epoch's metrics go to ``metrics.jsonl`` and ``on_epoch``.
+
+    Raises:
+        RaydlError: a worker failed on the user's input (e.g. a model that cannot be built).
+    """
+    metric = spec.train.checkpoint.metric
+    mode = metric_mode(metric, spec.train.checkpoint.mode)
+    progress = Queue(actor_options={"num_cpus": 0})
+    trainer = torch_trainer(spec, prepared, str(run.ray_storage), "train", progress=progress)
 
     # The loop's rank 0 puts each epoch's metrics on a queue; a thread here writes them
     # to metrics.jsonl and the progress display while fit() blocks.

@@ -1,0 +1,179 @@
+"""Cross-validation: k-fold (stratified for classification) or leave-one-out over the
+rows that are not test, each fold the job's own training run, the folds run in parallel
+as Ray Tune trials; mean ± std per metric and one row per fold in ``cv/``.
+
+Folds: with ``data.split: {method: kfold, k}`` they are the split's own content-hash
+folds (:mod:`raydl.data.split`), preprocessing refitted per fold. Otherwise
+``evaluate.cross_validation`` folds the preprocessed train+val rows on the driver with
+scikit-learn (``StratifiedKFold``/``KFold``/``LeaveOneOut``, seeded by the spec); that
+path reuses the preprocessing fitted on the train split, and is meant for data small
+enough to train k times.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from sklearn.model_selection import KFold, LeaveOneOut, StratifiedKFold
+
+from raydl.data.prepare import PreparedData
+from raydl.errors import DataError, RaydlError
+from raydl.evaluate.metrics import compute_test_metrics
+from raydl.rundir import RunDir
+from raydl.spec import JobSpec
+from raydl.train.checkpoint import load_model_dir
+
+LOO_MAX_ROWS = 200  # leave-one-out trains once per row
+
+
+def _rows(ds: ray.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    batches = list(ds.iter_batches(batch_size=4096, batch_format="numpy"))
+    return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
+
+
+def fold_indices(spec: JobSpec, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train_idx, held_out_idx)`` per fold."""
+    cv = spec.evaluate.cross_validation
+    assert cv is not None
+    if cv.method == "loo":
+        if len(y) > LOO_MAX_ROWS:
+            raise DataError(
+                f"evaluate.cross_validation.method: leave-one-out trains once per row; {len(y)} rows "
+                f"is more than {LOO_MAX_ROWS}, use kfold"
+            )
+        return list(LeaveOneOut().split(y))
+    if spec.data.task == "classification":
+        smallest = int(np.bincount(y.astype(np.int64)).min())
+        if smallest < cv.k:
+            raise DataError(
+                f"evaluate.cross_validation.k: a class has only {smallest} non-test rows, "
+                f"fewer than k={cv.k} folds"
+            )
+        return list(StratifiedKFold(cv.k, shuffle=True, random_state=spec.seed).split(y, y))
+    return list(KFold(cv.k, shuffle=True, random_state=spec.seed).split(y))
+
+
+def _split_folds(spec: JobSpec, prepared: PreparedData):
+    """The folds of a ``data.split: {method: kfold}`` spec (raydl.data.split's content-hash
+    folds), each preprocessed by a preprocessor refitted on its own train rows."""
+    from raydl.data.split import take_fold
+
+    folds, held = [], []
+    for f in range(spec.data.split.k or 0):
+        train_raw, val_raw = take_fold(prepared.rows, prepared.rule, f)
+        pre = prepared.refit(train_raw)
+        train = train_raw.map_batches(pre, batch_format="numpy").materialize()
+        val = val_raw.map_batches(pre, batch_format="numpy").materialize()
+        folds.append((train, val, pre))
+        held.append(_rows(val))
+    return folds, held
+
+
+def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: str, prepared: PreparedData):
+    from raydl.train.trainer import torch_trainer
+
+    train, held_out, pre = folds[config["fold"]]
+    data = PreparedData(
+        {"train": train, "val": held_out},
+        pre,
+        {"split": {"rows": {"train": train.count()}}},
+    )
+    trainer = torch_trainer(spec, data, storage, f"fold-{config['fold']}", callbacks=[TuneReportCallback()])
+    trainer.fit()
+
+
+def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[str, Any]:
+    """Run every fold; write ``cv/folds.csv`` and ``cv/summary.json``; return the summary."""
+    from raydl.tune.search import TRIAL_CPU, _best_checkpoint
+
+    if spec.data.split.method == "kfold":
+        folds, held = _split_folds(spec, prepared)
+        n_rows = sum(len(hy) for _, hy in held)
+    else:
+        x_train, y_train = _rows(prepared.datasets["train"])
+        x_val, y_val = _rows(prepared.datasets["val"])
+        x, y = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        splits = fold_indices(spec, y)
+
+        def ds(idx):
+            return ray.data.from_items([{"x": x[i], "y": y[i]} for i in idx])
+
+        folds = [(ds(tr), ds(te), prepared.preprocessor) for tr, te in splits]
+        held = [(x[te], y[te]) for _, te in splits]
+        n_rows = int(len(y))
+    per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
+    concurrent = max(1, int((ray.cluster_resources().get("CPU", 1) - 1) // per_trial))
+    tuner = tune.Tuner(
+        tune.with_resources(
+            tune.with_parameters(
+                _fold_trial, spec=spec, folds=folds, storage=str(run.ray_storage / "cv"), prepared=prepared
+            ),
+            {"CPU": TRIAL_CPU},
+        ),
+        param_space={"fold": tune.grid_search(list(range(len(folds))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+        run_config=tune.RunConfig(name="cv", storage_path=str(run.ray_storage)),
+    )
+    grid = tuner.fit()
+
+    pre = prepared.preprocessor
+    rows = []
+    for result in grid:
+        if result.config is None or result.metrics_dataframe is None:
+            raise RaydlError("evaluate.cross_validation: a fold did not run (the search was stopped)")
+        if result.error is not None:
+            raise RaydlError(
+                f"evaluate.cross_validation: fold {result.config['fold']} failed: {result.error}"
+            )
+        fold = result.config["fold"]
+        hx, hy = held[fold]
+        pre = folds[fold][2]
+        model = load_model_dir(_best_checkpoint(result.metrics_dataframe, spec))
+        with torch.no_grad():
+            out = model(torch.as_tensor(hx)).float()
+        if spec.data.task == "classification":
+            scores = torch.softmax(out, -1).numpy()
+            m = compute_test_metrics(
+                "classification", hy, scores.argmax(-1), scores, spec.evaluate.metrics, pre.num_outputs
+            )
+        else:
+            yt, yp = pre.decode_target(hy), pre.decode_target(out.squeeze(-1).numpy())
+            m = compute_test_metrics("regression", yt, yp, None, spec.evaluate.metrics)
+        rows.append(
+            {
+                "fold": fold,
+                "train_rows": n_rows - len(hy),
+                **{k: v for k, v in m.items() if isinstance(v, int | float) or v is None},
+            }
+        )
+    rows.sort(key=lambda r: r["fold"])
+    table = pd.DataFrame(rows)
+    names = [c for c in table.columns if c not in ("fold", "train_rows", "n")]
+    summary = {
+        "method": spec.evaluate.cross_validation.method,
+        "folds": len(rows),
+        "rows": n_rows,
+        "metrics": {
+            n: {"mean": float(table[n].mean()), "std": float(table[n].std(ddof=1)) if len(rows) > 1 else 0.0}
+            for n in names
+            if table[n].notna().any()
+        },
+        "per_fold": rows,
+    }
+    out_dir = run.path / "cv"
+    out_dir.mkdir(exist_ok=True)
+    table.to_csv(out_dir / "folds.csv", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> list[str]:
+    """``name: mean ± std`` lines."""
+    return [f"{n}: {v['mean']:.4f} ± {v['std']:.4f}" for n, v in summary["metrics"].items()]

@@ -1,0 +1,313 @@
+"""Hyperparameter search: the spec's ``tune:`` section → a Ray Tune ``Tuner``.
+
+Each trial is the job's own training run — a TorchTrainer with ``train.workers`` Ray
+Train workers — launched from a small function trainable; ``TuneReportCallback`` passes
+every epoch's metrics (and its checkpoint path) to Tune, so schedulers such as ASHA stop
+poor trials between epochs. The space's keys are dotted spec paths, set on each trial's
+copy of the spec as ``raydl run`` overrides are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
+
+from raydl.checks import metric_mode
+from raydl.data.prepare import PreparedData
+from raydl.errors import RaydlError, SpecError
+from raydl.rundir import RunDir
+from raydl.spec import JobSpec, TuneSpec, apply_overrides, validate_spec
+
+# kind → (arguments, Tune sampler)
+SPACES: dict[str, tuple[str, Callable[..., Any]]] = {
+    "uniform": ("[low, high]", lambda a: tune.uniform(*a)),
+    "loguniform": ("[low, high] with 0 < low", lambda a: tune.loguniform(*a)),
+    "randint": ("[low, high) integers", lambda a: tune.randint(*a)),
+    "choice": ("[value, ...]", lambda a: tune.choice(list(a))),
+    "grid": ("[value, ...]", lambda a: tune.grid_search(list(a))),
+}
+TRIAL_CPU = 0.25  # the trial's own function (it only drives its TorchTrainer)
+TRIALS_CSV, TRIALS_JSON, BEST_JSON = "trials.csv", "trials.json", "best.json"
+
+
+def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
+    """Problems of ``tune.space`` and ``tune.search``, one dotted line each."""
+    problems = []
+    for path, entry in tune_spec.space.items():
+        where = f"tune.space.{path}"
+        if len(entry) != 1:
+            problems.append(f"{where}: give exactly one of {', '.join(SPACES)}, got {sorted(entry)}")
+            continue
+        ((kind, args),) = entry.items()
+        if kind not in SPACES:
+            problems.append(f"{where}: unknown space {kind!r}; known: {', '.join(SPACES)}")
+            continue
+        if not isinstance(args, list) or not args:
+            problems.append(f"{where}.{kind}: expected {SPACES[kind][0]}, got {args!r}")
+            continue
+        if kind in ("uniform", "loguniform", "randint"):
+            ok = len(args) == 2 and all(isinstance(a, int | float) for a in args) and args[0] < args[1]
+            if not ok or (kind == "loguniform" and args[0] <= 0):
+                problems.append(f"{where}.{kind}: expected {SPACES[kind][0]}, got {args!r}")
+                continue
+        if kind == "grid" and tune_spec.search not in ("grid", "random"):
+            problems.append(
+                f"{where}.grid: grid values need tune.search grid or random, not {tune_spec.search}"
+            )
+        if tune_spec.search == "grid" and kind not in ("grid", "choice"):
+            problems.append(f"{where}.{kind}: tune.search grid takes only grid/choice values")
+        # the trial's spec must be valid with a value from this range
+        ends = {"randint": [args[0], args[-1] - 1], "choice": args, "grid": args}.get(kind, args)
+        for sample in ends:
+            trial = json.loads(json.dumps({**raw_spec, "tune": None}))
+            try:
+                validate_spec(apply_overrides(trial, [f"{path}={json.dumps(sample)}"]))
+            except SpecError as e:
+                problems += [
+                    f"{where}: a trial with {path}={sample!r} is not a valid spec: {p}" for p in e.lines()
+                ]
+                break
+    if tune_spec.scheduler is not None and tune_spec.scheduler.type == "pbt" and not tune_spec.space:
+        problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+    return problems
+
+
+def trial_spec(base: dict[str, Any], config: dict[str, Any]) -> JobSpec:
+    """The spec of one trial: the base spec with each sampled dotted path set."""
+    raw = json.loads(json.dumps(base))
+    raw["tune"] = None
+    raw = apply_overrides(raw, [f"{path}={json.dumps(value)}" for path, value in config.items()])
+    return JobSpec.model_validate(raw)
+
+
+def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, storage: str) -> None:
+    """One trial: the job's training run with the sampled values."""
+    from raydl.train.trainer import torch_trainer
+
+    spec = trial_spec(base, config)
+    name = f"train-{tune.get_context().get_trial_id()}"
+    trainer = torch_trainer(spec, prepared, storage, name, callbacks=[TuneReportCallback()])
+    trainer.fit()
+
+
+def _search_alg(t: TuneSpec, seed: int):
+    if t.search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=seed)  # TPE, Optuna's default sampler
+    if t.search == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        return HyperOptSearch(random_state_seed=seed)
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed)
+
+
+def _scheduler(t: TuneSpec, max_epochs: int):
+    s = t.scheduler
+    if s is None or s.type == "fifo":
+        return None
+    if s.type == "asha":
+        return tune.schedulers.ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max_epochs,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+        )
+    if s.type == "hyperband":
+        return tune.schedulers.HyperBandScheduler(
+            time_attr="training_iteration", max_t=max_epochs, reduction_factor=s.reduction_factor
+        )
+    if s.type == "median":
+        return tune.schedulers.MedianStoppingRule(time_attr="training_iteration", grace_period=s.grace_period)
+    raise RaydlError(f"tune.scheduler.type: {s.type} is not implemented in this version of raydl")
+
+
+def param_space(t: TuneSpec) -> dict[str, Any]:
+    space = {}
+    for path, entry in t.space.items():
+        ((kind, args),) = entry.items()
+        if t.search == "grid" and kind == "choice":
+            kind = "grid"
+        space[path] = SPACES[kind][1](args)
+    return space
+
+
+def concurrent_trials(spec: JobSpec) -> int:
+    """``tune.max_concurrent_trials``, else as many trials as the cluster's CPUs hold
+    with one CPU left for Ray Data and the driver."""
+    if spec.tune and spec.tune.max_concurrent_trials:
+        return spec.tune.max_concurrent_trials
+    cpus = ray.cluster_resources().get("CPU", 1)
+    per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
+    return max(1, int((cpus - 1) // per_trial))
+
+
+def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tuner:
+    t = spec.tune
+    assert t is not None
+    space = param_space(t)
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trial,
+            base=spec.model_dump(mode="json"),
+            prepared=prepared,
+            storage=str(run.ray_storage / "trials"),
+        ),
+        {"CPU": TRIAL_CPU},
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=t.metric,
+            mode=t.mode,
+            search_alg=_search_alg(t, spec.seed),
+            scheduler=_scheduler(t, spec.train.epochs),
+            num_samples=1 if t.search == "grid" else t.num_samples,
+            max_concurrent_trials=concurrent_trials(spec),
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(run.ray_storage), callbacks=_callbacks(spec, run)
+        ),
+    )
+
+
+def _callbacks(spec: JobSpec, run: RunDir) -> list:
+    """One W&B run per trial, grouped under the sweep (offline unless the spec says)."""
+    wandb = spec.tracking.wandb if spec.tracking else None
+    if wandb is None or wandb.mode == "disabled":
+        return []
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    return [
+        WandbLoggerCallback(
+            project=wandb.project,
+            group=f"{spec.name}-sweep-{run.path.name}",
+            mode=wandb.mode,
+            dir=str(run.path / "wandb"),
+            log_config=True,
+        )
+    ]
+
+
+@dataclass
+class SearchResult:
+    best_config: dict[str, Any]
+    best_metrics: dict[str, Any]
+    best_checkpoint: Path
+    best_spec: JobSpec
+    trials: list[dict[str, Any]]
+    best_epochs: list[dict[str, Any]]  # the best trial's per-epoch metrics
+
+
+def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool = False) -> SearchResult:
+    """Run (or resume) the search; write ``tune/`` and return the best trial."""
+    t = spec.tune
+    assert t is not None
+    tune_dir = run.ray_storage / "tune"
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        base = spec.model_dump(mode="json")
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                _trial, base=base, prepared=prepared, storage=str(run.ray_storage / "trials")
+            ),
+            {"CPU": TRIAL_CPU},
+        )
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+    else:
+        tuner = build_tuner(spec, prepared, run)
+    grid = tuner.fit()
+    return write_results(spec, grid, run)
+
+
+def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
+    """The trials table (CSV + JSON), the best config and its checkpoint under ``tune/``."""
+    t = spec.tune
+    assert t is not None
+    out = run.path / "tune"
+    out.mkdir(exist_ok=True)
+    sign = 1 if t.mode == "max" else -1
+    rows = []
+    for result in grid:
+        df = result.metrics_dataframe
+        epochs = 0 if df is None or df.empty else int(df["training_iteration"].max())
+        values = [] if df is None or t.metric not in df else [v for v in df[t.metric] if v == v]
+        best = (max if sign > 0 else min)(values) if values else None
+        own_stop = bool(df is not None and "stopped_early" in df and df["stopped_early"].any())
+        if result.error is not None:
+            status = "error"
+        elif epochs < spec.train.epochs and not own_stop:
+            status = "stopped by scheduler"
+        elif own_stop:
+            status = "early stopping"
+        else:
+            status = "completed"
+        rows.append(
+            {
+                "trial": Path(result.path).name.split("_")[0] if result.path else None,
+                "trial_path": result.path,
+                "status": status,
+                "epochs": epochs,
+                t.metric: best,
+                f"last_{t.metric}": values[-1] if values else None,
+                **{f"config/{k}": v for k, v in (result.config or {}).items()},
+                "_df": df,
+            }
+        )
+    done = [r for r in rows if r[t.metric] is not None]
+    if not done:
+        raise RaydlError("tune: no trial reported " + t.metric)
+    best_row = max(done, key=lambda r: sign * r[t.metric])
+    best_spec = trial_spec(
+        spec.model_dump(mode="json"),
+        {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")},
+    )
+    best_df = best_row.pop("_df")
+    checkpoint = _best_checkpoint(best_df, best_spec)
+    keep = [c for c in best_df.columns if c == "epoch" or c == "lr" or c.startswith(("train_", "val_"))]
+    best_epochs = [{k: v for k, v in r.items() if v == v} for r in best_df[keep].to_dict("records")]
+    for r in rows:
+        r.pop("_df", None)
+    rows.sort(key=lambda r: (r[t.metric] is None, -sign * (r[t.metric] or 0)))
+
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / TRIALS_CSV, index=False)
+    (out / TRIALS_JSON).write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    target = out / "best_checkpoint"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(checkpoint, target)
+    best_config = {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")}
+    best = {
+        "config": best_config,
+        "trial": best_row["trial"],
+        t.metric: best_row[t.metric],
+        "epochs": best_row["epochs"],
+        "checkpoint": str(target),
+        "trials": len(rows),
+    }
+    (out / BEST_JSON).write_text(json.dumps(best, indent=2, default=str) + "\n")
+    return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
+
+
+def _best_checkpoint(df, spec: JobSpec) -> Path:
+    """The trial's checkpoint best by ``train.checkpoint.metric`` that Ray Train kept."""
+    metric = spec.train.checkpoint.metric
+    sign = 1 if metric_mode(metric, spec.train.checkpoint.mode) == "max" else -1
+    rows = [r for _, r in df.iterrows() if isinstance(r.get(CHECKPOINT_PATH_KEY), str)]
+    rows = [r for r in rows if Path(r[CHECKPOINT_PATH_KEY]).is_dir() and not math.isnan(r[metric])]
+    if not rows:
+        raise RaydlError("tune: the best trial kept no checkpoint")
+    return Path(max(rows, key=lambda r: sign * r[metric])[CHECKPOINT_PATH_KEY])

@@ -1,0 +1,86 @@
+"""Search: Optuna TPE + ASHA over lr, dropout and width on digits, 16 trials on the
+session's Ray (2 cores); poor trials stop early, the best beats the spec's defaults."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import raydl
+from raydl.spec import load_spec
+
+
+@pytest.fixture(scope="module")
+def search_run(ray_cluster, tmp_path_factory, repo_root):
+    spec = load_spec(f"{repo_root}/jobs/digits_tune.yaml")
+    return spec, raydl.run(spec, runs_root=tmp_path_factory.mktemp("tune"))
+
+
+def test_sixteen_trials_with_early_stops_in_the_trials_table(search_run):
+    spec, result = search_run
+    table = pd.read_csv(result.run_dir / "tune" / "trials.csv")
+    assert len(table) == 16
+    assert set(table["status"]) <= {"completed", "stopped by scheduler"}
+    stopped = table[table["status"] == "stopped by scheduler"]
+    assert len(stopped) >= 4 and (stopped["epochs"] < spec.train.epochs).all()
+    assert (table[table["status"] == "completed"]["epochs"] == spec.train.epochs).all()
+    assert {"config/train.optimizer.lr", "config/model.params.dropout", "config/model.params.hidden"} <= set(
+        table.columns
+    )
+    assert table["config/train.optimizer.lr"].nunique() == 16  # TPE samples, not one point
+    rows = json.loads((result.run_dir / "tune" / "trials.json").read_text())
+    assert [r["trial"] for r in rows] == list(table["trial"])
+
+
+def test_best_trial_flows_to_evaluation_and_beats_the_default(search_run, tmp_path):
+    spec, result = search_run
+    best = json.loads((result.run_dir / "tune" / "best.json").read_text())
+    table = pd.read_csv(result.run_dir / "tune" / "trials.csv")
+    assert best["val_accuracy"] == table["val_accuracy"].max()
+    assert (result.run_dir / "tune" / "best_checkpoint" / "model.json").is_file()
+    cfg = json.loads((result.run_dir / "checkpoints" / "best" / "model.json").read_text())
+    assert cfg["params"]["hidden"] == best["config"]["model.params.hidden"]  # evaluated = best trial's model
+    default = raydl.run(spec.model_copy(update={"tune": None}), runs_root=tmp_path)
+    assert result.metrics["accuracy"] > default.metrics["accuracy"] + 0.02, (
+        result.metrics["accuracy"],
+        default.metrics["accuracy"],
+    )
+
+
+def test_report_opens_in_chromium_with_every_section(search_run, tmp_path, chromium_dom, images):
+    _, result = search_run
+    page = (result.run_dir / "report.html").read_text()
+    dom = chromium_dom(result.run_dir / "report.html", tmp_path)
+    for section in ("test-metrics", "data", "confusion-matrix", "roc", "per-class", "errors", "search"):
+        assert f'<section id="{section}">' in dom, section
+    # class counts, confusion matrix, ROC curves, search scatter; every one decodes
+    assert len(images(page)) >= 4
+    errors = json.loads((result.run_dir / "errors.json").read_text())
+    assert errors["worst"] and "confused_pairs" in errors
+
+
+def test_sweep_tracking_one_offline_wandb_run_per_trial(ray_cluster, tmp_path, repo_root):
+    from raydl.data.prepare import prepare_data
+    from raydl.rundir import RunDir
+    from raydl.spec import TrackingSpec, WandbSpec
+    from raydl.tune.search import run_search
+
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_tune.yaml",
+        ["train.epochs=1", "tune.num_samples=2", "tune.search=random", "tune.scheduler=null"],
+    )
+    # tracking: is refused by the spec checks until the tracking issue lands; the sweep's
+    # own W&B runs only need its wandb section
+    spec = spec.model_copy(
+        update={"tracking": TrackingSpec(wandb=WandbSpec(project="sweep-test", mode="offline"))}
+    )
+    run = RunDir.create(tmp_path, spec.name)
+    result = run_search(spec, prepare_data(spec), run)
+    runs = sorted((run.path / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 == len(result.trials)
+    group = f"{spec.name}-sweep-{run.path.name}"
+    for r in runs:
+        # the run's records (protobuf) name its group; its config is the trial's sample
+        assert group.encode() in next(r.glob("*.wandb")).read_bytes()
+        config = (r / "files" / "config.yaml").read_text()
+        assert "train.optimizer.lr" in config and "model.params.hidden" in config

@@ -1,0 +1,56 @@
+"""The tune: section is checked before Ray starts, one dotted line per problem."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raydl.errors import SpecError
+from raydl.spec import validate_spec
+from raydl.tune.search import param_space, trial_spec
+
+
+def _raw(repo_root, **tune):
+    raw = yaml.safe_load(Path(f"{repo_root}/jobs/digits_tune.yaml").read_text())
+    raw["tune"].update(tune)
+    return raw
+
+
+def test_example_is_valid_and_trials_set_dotted_paths(repo_root):
+    spec = validate_spec(_raw(repo_root))
+    assert set(param_space(spec.tune)) == {
+        "train.optimizer.lr",
+        "model.params.dropout",
+        "model.params.hidden",
+    }
+    trial = trial_spec(spec.model_dump(mode="json"), {"train.optimizer.lr": 0.01, "model.params.hidden": 32})
+    assert trial.train.optimizer.lr == 0.01 and trial.model.params["hidden"] == 32 and trial.tune is None
+
+
+def test_bad_space_is_one_line_per_problem(repo_root):
+    raw = _raw(
+        repo_root,
+        metric="val_f1",
+        space={
+            "train.optimizer.lr": {"loguniform": [0, 1]},
+            "model.params.width": {"choice": [8, 16]},
+            "model.params.dropout": {"uniform": [0.1], "choice": [1]},
+            "train.epochs": {"grid": [1, 2]},
+            "seed": {"normal": [0, 1]},
+        },
+    )
+    with pytest.raises(SpecError) as e:
+        validate_spec(raw)
+    lines = e.value.lines()
+    assert any(line.startswith("tune.metric: 'val_f1' is not reported") for line in lines)
+    assert any(line.startswith("tune.space.train.optimizer.lr.loguniform: expected") for line in lines)
+    assert any(line.startswith("tune.space.model.params.width: a trial with") for line in lines)
+    assert any(line.startswith("tune.space.model.params.dropout: give exactly one") for line in lines)
+    assert any(line.startswith("tune.space.train.epochs.grid: grid values need") for line in lines)
+    assert any(line.startswith("tune.space.seed: unknown space 'normal'") for line in lines)
+
+
+def test_pbt_is_refused_for_now(repo_root):
+    raw = _raw(repo_root, scheduler={"type": "pbt"})
+    with pytest.raises(SpecError, match="tune.scheduler.type: 'pbt' is not implemented"):
+        validate_spec(raw)
