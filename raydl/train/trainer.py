@@ -20,7 +20,11 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
+from raydl.train.control import BadStepError
 from raydl.train.loop import train_loop_per_worker
+from raydl.train.tracking import Tracker
+
+RUN_NAME = "train"  # Ray Train's run folder inside the run directory's ray/
 
 
 @dataclass
@@ -70,6 +74,12 @@ def fit(
     t = spec.train
     metric = t.checkpoint.metric
     mode = metric_mode(metric, t.checkpoint.mode)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if t.use_gpu and gpus < t.workers:
+        raise RaydlError(
+            f"train.use_gpu: {t.workers} workers need one GPU each; this Ray cluster has {gpus:g}. "
+            "Set train.use_gpu: false (CPU: gloo, bf16 or fp32) or join a cluster with GPUs"
+        )
     progress = Queue(actor_options={"num_cpus": 0})
     pre = prepared.preprocessor
     trainer = TorchTrainer(
@@ -89,7 +99,7 @@ def fit(
             resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})},
         ),
         run_config=RunConfig(
-            name="train",
+            name=RUN_NAME,
             storage_path=str(run.ray_storage),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=t.checkpoint.keep,
@@ -106,6 +116,7 @@ def fit(
     # to metrics.jsonl and the progress display while fit() blocks.
     done = threading.Event()
     epochs: list[dict[str, Any]] = []
+    tracker = Tracker(spec, run)
 
     def follow() -> None:
         while not (done.is_set() and progress.empty()):
@@ -115,6 +126,7 @@ def fit(
                 continue
             epochs.append(row)
             run.append_metrics(row)
+            tracker.log(row)
             if on_epoch:
                 on_epoch(row)
 
@@ -134,8 +146,12 @@ def fit(
     finally:
         done.set()
         follower.join(timeout=10)
+        tracker.close()
         ray.kill(progress.actor)  # type: ignore[arg-type]
 
+    stopped = next((row["bad_step"] for row in epochs if "bad_step" in row), None)
+    if stopped:
+        raise BadStepError(stopped)
     best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
     if best is None:
         raise RaydlError("train: the run reported no checkpoint")
@@ -144,4 +160,12 @@ def fit(
         shutil.rmtree(run.best_checkpoint)
     with best.as_directory() as d:
         shutil.copytree(d, run.best_checkpoint)
-    return TrainResult(run.best_checkpoint, dict(best_metrics), len(epochs))
+    # a restarted or resumed run logs the epochs after its checkpoint again: count each once
+    epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
+    return TrainResult(run.best_checkpoint, dict(best_metrics), epochs_run)
+
+
+def has_checkpoint(run: RunDir) -> bool:
+    """Whether Ray Train left a checkpoint of this run to resume from (it restores the
+    latest one by itself when a run reuses the same storage folder and name)."""
+    return any((run.ray_storage / RUN_NAME).glob("checkpoint_*/model.json"))
