@@ -21,6 +21,7 @@ def check_spec(spec: JobSpec) -> list[str]:
     from raydl.data.sources import BUILTINS
     from raydl.evaluate.metrics import TEST_METRICS, reported_metrics
     from raydl.models import check_params
+    from raydl.train.strategy import requirements_problems
 
     problems: list[str] = []
     data, train = spec.data, spec.train
@@ -81,8 +82,12 @@ def check_spec(spec: JobSpec) -> list[str]:
             f"train.batch_size: the global batch ({train.batch_size}) must be at least one "
             f"row per worker ({train.workers} workers)"
         )
-    if train.precision == "fp16" and not train.use_gpu:
-        problems.append("train.precision: fp16 needs train.use_gpu: true; use bf16 on CPU")
+    problems += requirements_problems(train)
+    if train.strategy == "deepspeed" and train.on_bad_step == "skip":
+        problems.append(
+            "train.on_bad_step: skip is not available with train.strategy: deepspeed (DeepSpeed "
+            "reduces and applies gradients in one step); use stop"
+        )
     if train.scheduler.type == "cosine" and train.scheduler.warmup_epochs >= train.epochs:
         problems.append(
             f"train.scheduler.warmup_epochs: must be less than train.epochs ({train.epochs}), "
@@ -102,11 +107,9 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.augment", lambda v: v not in _ABSENT),
     ("model.pretrained.path", lambda v: v not in _ABSENT),
     ("model.pretrained.freeze", lambda v: v not in _ABSENT),
-    ("train.strategy", lambda v: v not in (None, "ddp")),
     ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
-    ("tracking", lambda v: v is not None),
 ]
 
 

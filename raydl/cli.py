@@ -61,20 +61,42 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.command()
 def run(
-    spec: Spec,
+    spec: Annotated[
+        Path | None, typer.Argument(help="The job spec (YAML); omit with --resume.", show_default=False)
+    ] = None,
     overrides: Overrides = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Runs folder (default ./runs or $RAYDL_RUNS_DIR)."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue a stopped run in its run directory, from its latest checkpoint.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run a job: data → train → evaluate, on embedded Ray or the cluster it names."""
+    from raydl.pipeline import resume_run
     from raydl.pipeline import run as run_job
     from raydl.progress import Display
     from raydl.spec import load_spec
 
     _setup_logging(verbose)
+    if resume is not None:
+        if spec is not None or overrides:
+            raise RaydlError(
+                "--resume: a resumed run uses the spec saved in its run directory; "
+                "give no spec or overrides with it"
+            )
+        with _interruptible():
+            resume_run(resume, display=Display(console), verbose=verbose)
+        return
+    if spec is None:
+        raise RaydlError("run: give a job spec (raydl run JOB.yaml), or --resume RUN_DIR")
     job = load_spec(spec, overrides or [])
     with _interruptible():
         run_job(job, runs_root=output, display=Display(console), verbose=verbose)
@@ -285,6 +307,8 @@ def k8s_status(
         summary = state.get("jobStatus") or state.get("serviceStatus") or state.get("jobDeploymentStatus")
         console.print(f"{obj['kind']}/{obj['name']}: {summary or 'no status yet'}")
         console.print(json.dumps(state, indent=2), highlight=False)
+
+
 @app.command()
 def tune(
     spec: Annotated[

@@ -19,7 +19,7 @@ from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
 from raydl.spec import JobSpec, load_spec
 from raydl.train.checkpoint import load_model_dir
-from raydl.train.trainer import fit
+from raydl.train.trainer import fit, has_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,70 @@ def run(
         run_dir = RunDir.create(runs_root or runs_root_for(storage) or env.runs_root(), spec.name)
         run_dir.spec.write_text(spec.to_yaml())
     display.start(spec, run_dir.path)
+    publish_to = storage if storage and not runs_root and not runs_root_for(storage) else None
+    return _train_and_evaluate(
+        spec, run_dir, display, verbose, resume_search=resume_search is not None, publish_to=publish_to
+    )
 
+
+def resume_run(path: str | Path, *, display: Display | None = None, verbose: bool = False) -> RunResult:
+    """Continue a stopped run (Ctrl-C, a killed driver, a lost cluster) in its own run
+    directory: the saved spec and preprocessor, the same data (checked by fingerprint),
+    training from the latest checkpoint's epoch with its optimizer/scheduler/scaler state.
+
+    Raises:
+        RaydlError: not a run directory, no checkpoint to resume from, the run already
+            finished, or its data changed.
+    """
+    display = display or Display(quiet=True)
+    run_dir = RunDir.open(path)
+    if run_dir.metrics.is_file():
+        raise RaydlError(f"{path}: this run already finished (metrics.json exists); nothing to resume")
+    if not has_checkpoint(run_dir):
+        raise RaydlError(
+            f"{path}: no checkpoint to resume from (the run stopped before its first checkpoint); "
+            "start it again with `raydl run SPEC`"
+        )
+    spec = load_spec(run_dir.spec)
+    display.start(spec, run_dir.path)
+    expected = run_dir.read_json(run_dir.manifest)["data_fingerprint"]
+    storage = spec.cluster.storage
+    return _train_and_evaluate(
+        spec,
+        run_dir,
+        display,
+        verbose,
+        Preprocessor.load(run_dir.preprocessor),
+        expected,
+        publish_to=storage if storage and not runs_root_for(storage) else None,
+    )
+
+
+def _train_and_evaluate(
+    spec: JobSpec,
+    run_dir: RunDir,
+    display: Display,
+    verbose: bool,
+    preprocessor: Preprocessor | None = None,
+    fingerprint: str | None = None,
+    *,
+    resume_search: bool = False,
+    publish_to: str | None = None,
+) -> RunResult:
     with connect(spec, verbose) as resources:
         display.stage("data", "reading, splitting and fitting preprocessing on Ray Data")
-        prepared = prepare_data(spec)
-        prepared.preprocessor.save(run_dir.preprocessor)
-        run_dir.write_json(run_dir.data_report, prepared.report)
-        run_dir.write_json(run_dir.manifest, manifest(spec.seed, prepared.report["fingerprint"], resources))
+        prepared = prepare_data(spec, preprocessor=preprocessor)
+        if fingerprint is not None and prepared.report["fingerprint"] != fingerprint:
+            raise RaydlError(
+                f"data: the data changed since this run (fingerprint "
+                f"{prepared.report['fingerprint']}, the run saw {fingerprint}); cannot resume"
+            )
+        if preprocessor is None:
+            prepared.preprocessor.save(run_dir.preprocessor)
+            run_dir.write_json(run_dir.data_report, prepared.report)
+            run_dir.write_json(
+                run_dir.manifest, manifest(spec.seed, prepared.report["fingerprint"], resources)
+            )
         display.data(prepared.report)
         display.data_report(prepared.report)
 
@@ -64,10 +121,11 @@ def run(
         display.stage(
             "train",
             f"{spec.train.workers} Ray Train workers, "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters",
+            f"{sum(p.numel() for p in model.parameters()):,} parameters"
+            + (", resuming from the latest checkpoint" if preprocessor is not None else ""),
         )
         if spec.tune is not None:
-            search = _search(spec, prepared, run_dir, display, resume_search is not None)
+            search = _search(spec, prepared, run_dir, display, resume_search)
             best_checkpoint, best_metrics, epochs_run = (
                 search.best_checkpoint,
                 {},
@@ -106,8 +164,8 @@ def run(
     from raydl.report import build_report
 
     build_report(run_dir.path)
-    if storage and not runs_root and not runs_root_for(storage):
-        log.info("run directory published to %s", publish(run_dir, storage))
+    if publish_to:
+        log.info("run directory published to %s", publish(run_dir, publish_to))
     display.metrics(metrics, spec.data.task)
     display.done(run_dir.path)
     return RunResult(run_dir.path, metrics)

@@ -261,7 +261,10 @@ class EarlyStoppingSpec(Section):
 class CheckpointSpec(Section):
     metric: str = Field("val_loss", description="The metric that picks the best checkpoint.")
     mode: Literal["min", "max"] | None = Field(None, description="Default: min for *loss, else max.")
-    keep: int = Field(2, ge=1, description="Checkpoints kept (the best by metric).")
+    keep: int = Field(
+        2, ge=1, description="Checkpoints kept: the best by metric (Ray Train also keeps the latest)."
+    )
+    every: int = Field(1, ge=1, description="Save a checkpoint every N epochs (and at the last epoch).")
 
 
 class TrainSpec(Section):
@@ -270,8 +273,14 @@ class TrainSpec(Section):
         1.0, gt=0, description="Logical CPUs each worker reserves; leave some for Ray Data."
     )
     use_gpu: bool = Field(False, description="One GPU per worker; NCCL instead of gloo.")
-    strategy: Literal["ddp", "deepspeed"] = Field("ddp", description="Distributed strategy.")
-    zero_stage: Literal[1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
+    strategy: Literal["ddp", "deepspeed"] = Field(
+        "ddp",
+        description="ddp: torch DDP (gloo on CPU, NCCL on GPU); deepspeed: DeepSpeed ZeRO "
+        "(zero_stage), its config derived from this section.",
+    )
+    zero_stage: Literal[1, 2, 3] = Field(
+        2, description="DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights."
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Compute precision.")
     epochs: int = Field(10, ge=1, description="Passes over the train split.")
     batch_size: int = Field(64, ge=1, description="Global batch size: split evenly over the workers.")
@@ -279,6 +288,17 @@ class TrainSpec(Section):
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     loss: LossSpec = Field(default_factory=LossSpec)
     grad_clip: float | None = Field(None, gt=0, description="Max global gradient norm.")
+    grad_norm_limit: float | None = Field(
+        None,
+        gt=0,
+        description="A step whose global gradient norm (before clipping) exceeds this is an "
+        "exploding step, handled like a NaN/Inf loss by on_bad_step.",
+    )
+    on_bad_step: Literal["stop", "skip"] = Field(
+        "stop",
+        description="A step with a NaN/Inf loss or gradient norm, or a norm above "
+        "grad_norm_limit: stop the run (naming the epoch and step) or skip its update.",
+    )
     early_stopping: EarlyStoppingSpec | None = Field(None, description="Stop when a metric stalls.")
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     max_failures: int = Field(0, ge=0, description="Worker-group restarts before the run fails.")
@@ -361,13 +381,17 @@ class ServeSpec(Section):
 
 
 class WandbSpec(Section):
-    project: str = "raydl"
-    mode: Literal["online", "offline", "disabled"] = "offline"
+    project: str = Field("raydl", description="The W&B project.")
+    mode: Literal["online", "offline", "disabled"] = Field(
+        "offline",
+        description="offline: the run lands in RUN/wandb/ (send it later with `wandb sync`); "
+        "online needs a W&B login and network.",
+    )
 
 
 class TrackingSpec(Section):
-    wandb: WandbSpec | None = None
-    tensorboard: bool = False
+    wandb: WandbSpec | None = Field(None, description="Log each epoch and the resolved spec to W&B.")
+    tensorboard: bool = Field(False, description="Write TensorBoard event files to RUN/tensorboard/.")
 
 
 _K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[munk])?$"

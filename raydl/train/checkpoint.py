@@ -36,10 +36,7 @@ def save(
     scaler=None,
 ) -> None:
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    # safetensors refuses shared storage; contiguous copies are cheap for our sizes
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(d / WEIGHTS))
-    (d / CONFIG).write_text(json.dumps(model_config, indent=2))
+    save_weights(d, model.state_dict(), model_config)
     if train_state is not None:
         torch.save(
             {
@@ -50,6 +47,22 @@ def save(
             },
             d / TRAIN_STATE,
         )
+
+
+def save_weights(
+    directory: str | Path,
+    weights: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """The Ray-free part of a checkpoint: weights, model config, and the loop state."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    # safetensors refuses shared storage; contiguous copies are cheap for our sizes
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(d / WEIGHTS))
+    (d / CONFIG).write_text(json.dumps(model_config, indent=2))
+    if train_state is not None:
+        torch.save(dict(train_state), d / TRAIN_STATE)
 
 
 def load_model_dir(directory: str | Path, device: str = "cpu") -> nn.Module:

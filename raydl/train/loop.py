@@ -12,6 +12,7 @@ import math
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -23,8 +24,9 @@ from raydl.checks import metric_mode
 from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
-from raydl.train import checkpoint as ckpt
+from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
+from raydl.train.strategy import build_strategy
 
 
 def _all_reduce(values: list[float], device: torch.device) -> list[float]:
@@ -50,7 +52,7 @@ def _autocast(precision: str, device: torch.device):
 
 
 def _run_epoch(
-    model,
+    strategy,
     shard,
     *,
     train: bool,
@@ -59,18 +61,20 @@ def _run_epoch(
     batch_size,
     device,
     precision,
-    optimizer=None,
-    scheduler=None,
-    scaler=None,
-    grad_clip=None,
+    on_bad_step="stop",
+    grad_norm_limit=None,
+    epoch=0,
     target_scale=1.0,
     shuffle_seed=None,
     observe=None,
-) -> dict[str, float]:
-    """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
+) -> dict[str, Any]:
+    """One pass over a shard; returns this worker's sums (loss, hits/errors, rows), and
+    ``stop`` (a message) when a bad step ended training."""
+    model = strategy.model
     model.train(train)
     loss_sum = hits = abs_err = sq_err = rows = 0.0
-    grad_norm_sum = steps = 0.0
+    grad_norm_sum = steps = skipped = 0.0
+    stop = None
     batches = shard.iter_torch_batches(
         batch_size=batch_size,
         device=device,
@@ -78,7 +82,7 @@ def _run_epoch(
         local_shuffle_seed=shuffle_seed,
     )
     with torch.set_grad_enabled(train):
-        for batch in batches:
+        for step, batch in enumerate(batches, start=1):
             x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
             with _autocast(precision, device):
                 out = model(x)  # (B, classes) or (B, 1)
@@ -86,23 +90,27 @@ def _run_epoch(
                     out = out.squeeze(-1)
                 loss = loss_fn(out.float(), y)
             if train:
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:  # fp16: scale the loss so small gradients survive
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if grad_clip:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                    grad_norm_sum += float(norm)
-                steps += 1
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
+                norm = strategy.backward(loss)  # the norm before clipping, when clipping
+                if norm is None and not strategy.norm_after_step:
+                    norm = strategy.grad_norm()
+                if strategy.handles_overflow and norm is not None and not math.isfinite(norm):
+                    norm = None  # fp16 loss scaling skips overflowing steps and lowers its scale
+                reason = bad_step_reason(norm, grad_norm_limit)
+                if reason is None:
+                    strategy.step()
+                    if strategy.norm_after_step:  # DeepSpeed computes it inside its step
+                        norm = strategy.grad_norm()
+                        reason = bad_step_reason(norm, grad_norm_limit)
+                if reason is not None:
+                    if on_bad_step == "stop" or strategy.norm_after_step:
+                        stop = stop_message(epoch, step, reason)
+                        break
+                    strategy.skip()
+                    skipped += 1
+                    continue
+                if norm is not None:
+                    grad_norm_sum += norm
+                    steps += 1
             if observe is not None:
                 observe(out, y)
             n = len(y)
@@ -120,7 +128,9 @@ def _run_epoch(
         "abs": abs_err,
         "sq": sq_err,
         "rows": rows,
-        "grad_norm": grad_norm_sum / max(steps, 1),
+        "grad_norm": grad_norm_sum / max(steps, 1) if steps else None,
+        "skipped": skipped,
+        "stop": stop,
     }
 
 
@@ -161,7 +171,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
     model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"], spec.model.params)
-    model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
     per_worker_batch = max(1, t.batch_size // world)
@@ -173,15 +182,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         total_steps=steps_per_epoch * t.epochs,
         steps_per_epoch=steps_per_epoch,
     )
-    scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
+    # DDP (+ GradScaler for fp16) or DeepSpeed ZeRO: wraps the model, steps, checkpoints
+    strategy = build_strategy(model, optimizer, scheduler, t, world)
     loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
 
     val_metrics = EpochMetrics(task, spec.evaluate.metrics, config["num_outputs"], config["target_scale"])
     state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}
+    # A restarted worker group (a worker died) or `raydl run --resume`: Ray Train hands
+    # back the run's latest checkpoint; continue at its epoch with its optimizer,
+    # scheduler and scaler state, not from epoch 1.
     resume = ray.train.get_checkpoint()
-    if resume is not None:  # a restarted worker group: continue where the checkpoint was
+    resumed_from = None
+    if resume is not None:
         with resume.as_directory() as d:
-            state = ckpt.load_train_state(d, ckpt.unwrap(model), optimizer, scheduler, scaler)
+            state = strategy.load(Path(d))
+        resumed_from = state["epoch"]
 
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
@@ -196,31 +211,39 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch in range(state["epoch"], t.epochs):
         started = time.perf_counter()
         sums = _run_epoch(
-            model,
+            strategy,
             train_shard,
             train=True,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            grad_clip=t.grad_clip,
+            on_bad_step=t.on_bad_step,
+            grad_norm_limit=t.grad_norm_limit,
+            epoch=epoch + 1,
             shuffle_seed=spec.seed * 1000 + epoch * world + rank,
             **common,
         )
+        if sums["stop"]:  # every rank saw the same global gradient norm and stops here
+            ray.train.report({"epoch": epoch + 1, "bad_step": sums["stop"]})
+            if rank == 0 and config.get("progress") is not None:
+                config["progress"].put_nowait({"epoch": epoch + 1, "bad_step": sums["stop"]})
+            return
         train_seconds = time.perf_counter() - started
         metrics = _global_metrics("train", sums, task, device)
-        val_sums = _run_epoch(model, val_shard, train=False, observe=val_metrics.observe, **common)
+        val_sums = _run_epoch(strategy, val_shard, train=False, observe=val_metrics.observe, **common)
         metrics.update(_global_metrics("val", val_sums, task, device))
         metrics.update(val_metrics.results("val"))  # torchmetrics, synced over the workers
         metrics.update(
             epoch=epoch + 1,
-            lr=optimizer.param_groups[0]["lr"],
+            lr=strategy.lr(),
             # the slowest worker sets the pace: max over workers of the train pass time
             train_seconds=_all_reduce_max(train_seconds, device),
             epoch_seconds=_all_reduce_max(time.perf_counter() - started, device),
         )
         metrics["train_samples_per_s"] = _all_reduce([sums["rows"]], device)[0] / metrics["train_seconds"]
-        if t.grad_clip:
+        if sums["grad_norm"] is not None:  # mean global norm over the epoch's steps (pre-clip)
             metrics["grad_norm"] = sums["grad_norm"]
+        if t.on_bad_step == "skip":
+            metrics["skipped_steps"] = sums["skipped"]
+        if resumed_from is not None:
+            metrics["resumed_from_epoch"] = resumed_from
 
         # Early stopping: every rank sees the same all-reduced metrics; rank 0 decides
         # and broadcasts, so no rank can leave the loop alone and hang the others.
@@ -229,18 +252,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics["stopped_early"] = stop
 
         state["epoch"] = epoch + 1
+        # Every `checkpoint.every` epochs, and always at the end; Ray Train keeps the
+        # `keep` best by metric plus the latest (what a restart resumes from).
+        save_now = stop or epoch + 1 == t.epochs or (epoch + 1) % t.checkpoint.every == 0
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if rank == 0:
-                ckpt.save(
-                    tmp,
-                    ckpt.unwrap(model),
-                    config["model_config"],
-                    train_state=state,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    scaler=scaler,
-                )
+            if save_now and strategy.save(Path(tmp), rank, config["model_config"], state):
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
         if rank == 0 and config.get("progress") is not None:

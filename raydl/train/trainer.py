@@ -20,7 +20,11 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
+from raydl.train.control import BadStepError
 from raydl.train.loop import train_loop_per_worker
+from raydl.train.tracking import Tracker
+
+RUN_NAME = "train"  # Ray Train's run folder inside the run directory's ray/
 
 
 @dataclass
@@ -66,6 +70,12 @@ def torch_trainer(
 ) -> TorchTrainer:
     """The TorchTrainer that runs the training loop of ``spec`` (also each search trial)."""
     t = spec.train
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if t.use_gpu and gpus < t.workers:
+        raise RaydlError(
+            f"train.use_gpu: {t.workers} workers need one GPU each; this Ray cluster has {gpus:g}. "
+            "Set train.use_gpu: false (CPU: gloo, bf16 or fp32) or join a cluster with GPUs"
+        )
     pre = prepared.preprocessor
     return TorchTrainer(
         train_loop_per_worker,
@@ -113,12 +123,13 @@ def fit(
     metric = spec.train.checkpoint.metric
     mode = metric_mode(metric, spec.train.checkpoint.mode)
     progress = Queue(actor_options={"num_cpus": 0})
-    trainer = torch_trainer(spec, prepared, str(run.ray_storage), "train", progress=progress)
+    trainer = torch_trainer(spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress)
 
     # The loop's rank 0 puts each epoch's metrics on a queue; a thread here writes them
     # to metrics.jsonl and the progress display while fit() blocks.
     done = threading.Event()
     epochs: list[dict[str, Any]] = []
+    tracker = Tracker(spec, run)
 
     def follow() -> None:
         while not (done.is_set() and progress.empty()):
@@ -128,6 +139,7 @@ def fit(
                 continue
             epochs.append(row)
             run.append_metrics(row)
+            tracker.log(row)
             if on_epoch:
                 on_epoch(row)
 
@@ -147,8 +159,12 @@ def fit(
     finally:
         done.set()
         follower.join(timeout=10)
+        tracker.close()
         ray.kill(progress.actor)  # type: ignore[arg-type]
 
+    stopped = next((row["bad_step"] for row in epochs if "bad_step" in row), None)
+    if stopped:
+        raise BadStepError(stopped)
     best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
     if best is None:
         raise RaydlError("train: the run reported no checkpoint")
@@ -157,4 +173,12 @@ def fit(
         shutil.rmtree(run.best_checkpoint)
     with best.as_directory() as d:
         shutil.copytree(d, run.best_checkpoint)
-    return TrainResult(run.best_checkpoint, dict(best_metrics), len(epochs))
+    # a restarted or resumed run logs the epochs after its checkpoint again: count each once
+    epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
+    return TrainResult(run.best_checkpoint, dict(best_metrics), epochs_run)
+
+
+def has_checkpoint(run: RunDir) -> bool:
+    """Whether Ray Train left a checkpoint of this run to resume from (it restores the
+    latest one by itself when a run reuses the same storage folder and name)."""
+    return any((run.ray_storage / RUN_NAME).glob("checkpoint_*/model.json"))

@@ -53,8 +53,8 @@ def test_bad_spec_is_one_line_per_problem_and_exit_2(tmp_path):
         "(or 'module:function' for your own)",
         "error: train.batch_size: must be a valid integer, unable to parse string as an integer, got 'many'",
         "error: train.epohcs: unknown key; did you mean 'epochs'? allowed: batch_size, "
-        "checkpoint, cpus_per_worker, early_stopping, epochs, grad_clip, loss, max_failures, "
-        "optimizer, precision, scheduler, strategy, use_gpu, workers, zero_stage",
+        "checkpoint, cpus_per_worker, early_stopping, epochs, grad_clip, grad_norm_limit, loss, "
+        "max_failures, on_bad_step, optimizer, precision, scheduler, strategy, use_gpu, workers, zero_stage",
         "error: train.optimizer.lr: must be greater than 0, got -0.1",
     ]
     # `run` refuses the same spec before starting Ray

@@ -62,7 +62,12 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
         "worker_groups": [
             {"name": "cpu", "min": 0, "max": 4, "cpu": 4, "memory": "8Gi"},
             {
-                "name": "gpu-a100", "min": 1, "max": 8, "gpu": 2, "cpu": 16, "memory": "64Gi",
+                "name": "gpu-a100",
+                "min": 1,
+                "max": 8,
+                "gpu": 2,
+                "cpu": 16,
+                "memory": "64Gi",
                 "node_selector": {"pool": "a100"},
                 "tolerations": [
                     {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
@@ -112,8 +117,11 @@ def test_bad_worker_group_is_a_spec_error(tmp_path):
 @pytest.mark.parametrize("command", ["apply", "status"])
 def test_apply_and_status_without_a_cluster_fail_clearly(tmp_path, command):
     out = raydl(
-        "k8s", command, str(REPO / "jobs" / "digits_cnn.yaml"),
-        KUBECONFIG=str(tmp_path / "missing-kubeconfig"), HOME=str(tmp_path),
+        "k8s",
+        command,
+        str(REPO / "jobs" / "digits_cnn.yaml"),
+        KUBECONFIG=str(tmp_path / "missing-kubeconfig"),
+        HOME=str(tmp_path),
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     (line,) = out.stderr.strip().splitlines()
@@ -125,7 +133,9 @@ def test_apply_to_an_unreachable_api_server_fails_clearly(tmp_path):
     kubeconfig.write_text(
         yaml.safe_dump(
             {
-                "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "dead",
                 "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}}],
                 "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
                 "users": [{"name": "u", "user": {"token": "t"}}],

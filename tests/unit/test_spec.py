@@ -94,7 +94,7 @@ def test_cross_section_rules():
         for p in found
     )
     assert any(p.startswith("train.batch_size: the global batch (1)") for p in found)
-    assert any(p.startswith("train.precision: fp16 needs train.use_gpu") for p in found)
+    assert any(p.startswith("train.precision: fp16 needs a GPU") for p in found)
 
 
 def test_model_params_checked_against_builder():

@@ -1,0 +1,219 @@
+"""Distributed strategies: how a worker wraps its model, takes an optimizer step and
+saves/restores its training state. Chosen by ``train.strategy``.
+
+ddp        torch DistributedDataParallel through Ray Train's ``prepare_model``: gloo on
+           CPU, NCCL on GPU (Ray Train picks the backend from ``use_gpu``). Precision:
+           fp32, bf16 autocast (CPU and GPU), fp16 autocast + GradScaler (GPU only).
+deepspeed  DeepSpeed ZeRO stage 1, 2 or 3 (``train.zero_stage``) over the process group
+           Ray Train already set up. Its JSON config is *derived* from the spec by
+           :func:`deepspeed_config` (batch size per worker, gradient clipping, bf16/fp16,
+           ZeRO stage), never written by hand; the optimizer is the spec's own torch
+           optimizer (DeepSpeed's fused CPU Adam would compile C++ for about a minute).
+           fp16 needs a GPU (DeepSpeed's loss scaling runs on CUDA); bf16 runs on CPU
+           and GPU. The first DeepSpeed run on a machine compiles a small C++
+           communication op (about 30 s, cached afterwards).
+
+Every strategy hands the loop one object with the same few methods, so the loop reads
+the same whatever the strategy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from raydl.errors import RaydlError
+from raydl.spec import TrainSpec
+from raydl.train import checkpoint as ckpt
+
+DEEPSPEED_DIR = "deepspeed"  # DeepSpeed's own sharded state, inside a checkpoint
+_TAG = "state"
+
+
+def requirements_problems(t: TrainSpec) -> list[str]:
+    """What the chosen strategy/precision needs that the spec or machine lacks; one
+    ``dotted.path: message`` line each (used by the spec checks, before Ray starts; the
+    GPUs of the cluster are checked when training starts)."""
+    problems = []
+    if t.precision == "fp16" and not t.use_gpu:
+        problems.append(
+            "train.precision: fp16 needs a GPU (train.use_gpu: true): its gradient scaling "
+            "runs on CUDA; use bf16 on CPU"
+        )
+    if t.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        problems.append("train.strategy: deepspeed is not installed here (pip install deepspeed)")
+    return problems
+
+
+def deepspeed_config(t: TrainSpec, world_size: int) -> dict[str, Any]:
+    """DeepSpeed's config, derived from the spec so nothing is written twice."""
+    per_worker = max(1, t.batch_size // world_size)
+    accumulation = getattr(t, "grad_accumulation", 1) or 1
+    return {
+        "train_micro_batch_size_per_gpu": per_worker,
+        "gradient_accumulation_steps": accumulation,
+        "train_batch_size": per_worker * world_size * accumulation,
+        "gradient_clipping": t.grad_clip or 0.0,
+        "zero_optimization": {"stage": t.zero_stage},
+        "bf16": {"enabled": t.precision == "bf16"},
+        "fp16": {"enabled": t.precision == "fp16"},
+        # the spec's torch optimizer, not one of DeepSpeed's own
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+class DDPStrategy:
+    """Plain torch: DDP when there is more than one worker, autocast, GradScaler for fp16."""
+
+    name = "ddp"
+    norm_after_step = False  # the norm is known before the step: a bad step can be skipped
+
+    def __init__(self, model: nn.Module, optimizer, scheduler, t: TrainSpec):
+        import ray.train.torch
+
+        self.model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.grad_clip = t.grad_clip
+        # fp16: scale the loss so small gradients survive; the scale is checkpointed
+        self.scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
+        self.handles_overflow = self.scaler is not None
+
+    @property
+    def module(self) -> nn.Module:
+        return ckpt.unwrap(self.model)
+
+    def backward(self, loss: torch.Tensor) -> float | None:
+        """Backward pass; returns the global gradient norm (before clipping)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip:
+            return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
+        return None
+
+    def grad_norm(self) -> float:
+        """The global gradient norm after backward (without clipping)."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+
+    def step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def skip(self) -> None:
+        """Drop this step's gradients (a non-finite loss or exploding gradient)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def save(self, directory: Path, rank: int, model_config: dict[str, Any], state: dict[str, Any]) -> bool:
+        """Write a checkpoint; True when this rank wrote files Ray Train should upload."""
+        if rank != 0:
+            return False
+        ckpt.save(
+            directory,
+            self.module,
+            model_config,
+            train_state=state,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+        )
+        return True
+
+    def load(self, directory: Path) -> dict[str, Any]:
+        return ckpt.load_train_state(directory, self.module, self.optimizer, self.scheduler, self.scaler)
+
+
+class DeepSpeedStrategy:
+    """DeepSpeed ZeRO over Ray Train's process group; every rank saves its own shard."""
+
+    name = "deepspeed"
+    norm_after_step = True  # DeepSpeed reduces and clips inside step(): stop, not skip
+
+    def __init__(self, model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int):
+        import deepspeed
+        import ray.train.torch
+
+        deepspeed.init_distributed(dist_backend="nccl" if t.use_gpu else "gloo", auto_mpi_discovery=False)
+        self.config = deepspeed_config(t, world_size)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model.to(ray.train.torch.get_device()),
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=self.config,
+            dist_init_required=False,
+        )
+        self.model = self.engine
+        self.handles_overflow = t.precision == "fp16"  # DeepSpeed's own loss scaler
+
+    @property
+    def module(self) -> nn.Module:
+        return self.engine.module
+
+    def backward(self, loss: torch.Tensor) -> float | None:
+        self.engine.backward(loss)
+        return None  # DeepSpeed clips inside step(); its norm is read by grad_norm()
+
+    def grad_norm(self) -> float:
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None else math.nan
+
+    def step(self) -> None:
+        self.engine.step()  # optimizer step, clipping and the LR schedule
+
+    def skip(self) -> None:
+        # DeepSpeed reduces gradients inside backward; dropping them keeps ranks in step
+        self.engine.zero_grad()
+
+    def lr(self) -> float:
+        return float(self.engine.get_lr()[0])
+
+    def _full_state_dict(self) -> dict[str, torch.Tensor]:
+        import deepspeed
+
+        # ZeRO-3 partitions parameters over ranks: gather them (a collective on all ranks)
+        params = list(self.module.parameters())
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+
+    def save(self, directory: Path, rank: int, model_config: dict[str, Any], state: dict[str, Any]) -> bool:
+        # collective: every rank writes its optimizer/parameter shard
+        self.engine.save_checkpoint(str(directory / DEEPSPEED_DIR), tag=_TAG, client_state={"raydl": state})
+        weights = self._full_state_dict()
+        if rank == 0:  # the plain, Ray-free copy that evaluation and serving load
+            ckpt.save_weights(directory, weights, model_config, train_state=state)
+        return True
+
+    def load(self, directory: Path) -> dict[str, Any]:
+        path, client = self.engine.load_checkpoint(
+            str(directory / DEEPSPEED_DIR), tag=_TAG, load_lr_scheduler_states=True
+        )
+        if path is None:
+            raise RaydlError(f"train: no DeepSpeed state in the checkpoint at {directory}")
+        return {k: client["raydl"][k] for k in ("epoch", "best", "stale")}
+
+
+def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int):
+    """The strategy object the loop drives (see the module docstring)."""
+    if t.strategy == "deepspeed":
+        return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)
+    return DDPStrategy(model, optimizer, scheduler, t)

@@ -1,0 +1,62 @@
+"""`raydl run --resume RUN_DIR` as a user runs it: a run stopped with Ctrl-C continues in
+its own run directory from its latest checkpoint, not from epoch 1."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+RAYDL = [sys.executable, "-m", "raydl.cli"]
+
+
+def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_path):
+    proc = subprocess.Popen(
+        [
+            *RAYDL,
+            "run",
+            f"{repo_root}/jobs/digits_cnn.yaml",
+            "train.epochs=5",
+            "train.early_stopping=null",
+            "-o",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        for line in proc.stdout:  # wait until training has reported two epochs
+            if line.strip().startswith("epoch   2") or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    assert not (run_dir / "metrics.json").exists()
+    before = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    out = subprocess.run(
+        [*RAYDL, "run", "--resume", str(run_dir)], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming from the latest checkpoint" in out.stdout
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    resumed = rows[len(before) :]
+    start = resumed[0]["resumed_from_epoch"]
+    assert 2 <= start <= max(before) and [r["epoch"] for r in resumed] == list(range(start + 1, 6))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 5 and metrics["accuracy"] > 0.9
+
+    # a finished run has nothing to resume; a folder that is not a run is refused
+    again = subprocess.run([*RAYDL, "run", "--resume", str(run_dir)], capture_output=True, text=True)
+    assert again.returncode == 2 and "already finished" in again.stderr
+    bad = subprocess.run([*RAYDL, "run", "--resume", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a raydl run directory" in bad.stderr
