@@ -159,7 +159,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"], spec.model.params)
+    model = build_model(
+        spec.model.arch,
+        config["input_shape"],
+        config["num_outputs"],
+        spec.model.params,
+        config["model_config"].get("data_info"),
+    )
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
