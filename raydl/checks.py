@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from raydl.spec import JobSpec
+from raydl.spec import IMAGE_AUGMENTS, TEXT_AUGMENTS, JobSpec
 
 VERSION_NOTE = "not implemented in this version of raydl"
 
@@ -45,6 +45,7 @@ def check_spec(spec: JobSpec) -> list[str]:
         if data.image is not None:
             problems.append("data.image: a text job has no image shape; remove data.image or data.text")
     problems += check_params(spec.model.arch, spec.model.params)
+    problems += _check_augment(spec)
 
     # -- metrics that training and evaluation must know
     if data.task in ("classification", "regression"):
@@ -95,7 +96,6 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.clean.outliers", lambda v: v not in _ABSENT),
     ("data.features.numeric", lambda v: v == "robust"),
     ("data.features.categorical", lambda v: v not in _ABSENT),
-    ("data.augment", lambda v: v not in _ABSENT),
     ("data.balance", lambda v: v not in _ABSENT),
     ("data.split.method", lambda v: v not in (None, "random", "stratified")),
     ("model.pretrained.path", lambda v: v not in _ABSENT),
@@ -131,6 +131,26 @@ def check_unimplemented(raw: dict[str, Any]) -> list[str]:
             hit = False
         if hit:
             problems.append(f"{path}: {value!r} is {VERSION_NOTE} yet; remove it or use the default")
+    return problems
+
+
+def _check_augment(spec: JobSpec) -> list[str]:
+    """Augmentations that fit the data: text steps on token ids, image steps on images,
+    mixed labels for classification only."""
+    data, problems = spec.data, []
+    for i, step in enumerate(data.augment):
+        path = f"data.augment[{i}]"
+        if step.type in TEXT_AUGMENTS and data.text is None:
+            problems.append(f"{path}: {step.type!r} works on token ids; it needs data.text")
+        if (step.type in IMAGE_AUGMENTS or step.type == "mixup") and data.text is not None:
+            problems.append(
+                f"{path}: {step.type!r} needs image (or float) input, not token ids; "
+                f"for text use {', '.join(TEXT_AUGMENTS)}"
+            )
+        if step.type in ("mixup", "cutmix") and data.task != "classification":
+            problems.append(f"{path}: {step.type!r} mixes class labels; it needs data.task: classification")
+        if step.type == "gaussian_blur" and step.kernel_size % 2 == 0:
+            problems.append(f"{path}.kernel_size: must be odd, got {step.kernel_size}")
     return problems
 
 

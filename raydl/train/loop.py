@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from raydl.checks import metric_mode
+from raydl.data.augment import build_augment
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import checkpoint as ckpt
@@ -64,6 +65,7 @@ def _run_epoch(
     grad_clip=None,
     target_scale=1.0,
     shuffle_seed=None,
+    augment=None,
 ) -> dict[str, float]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
     model.train(train)
@@ -78,6 +80,8 @@ def _run_epoch(
     with torch.set_grad_enabled(train):
         for batch in batches:
             x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
+            if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
+                x, y = augment(x, y)
             with _autocast(precision, device):
                 out = model(x)  # (B, classes) or (B, 1)
                 if task == "regression":
@@ -105,7 +109,7 @@ def _run_epoch(
             rows += n
             loss_sum += float(loss.detach()) * n
             if task == "classification":
-                hits += float((out.argmax(-1) == y).sum())
+                hits += float((out.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)).sum())
             else:  # errors in the target's original units
                 err = (out.detach().float() - y) * target_scale
                 abs_err += float(err.abs().sum())
@@ -167,6 +171,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         config["model_config"].get("data_info"),
     )
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
+    augment = build_augment(
+        spec.data.augment,
+        config["input_shape"],
+        config["num_outputs"],
+        config["model_config"].get("data_info") or {},
+    )
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
     per_worker_batch = max(1, t.batch_size // world)
@@ -199,6 +209,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     for epoch in range(state["epoch"], t.epochs):
         started = time.perf_counter()
+        if augment is not None:
+            augment.start_epoch(spec.seed, epoch, rank)
         sums = _run_epoch(
             model,
             train_shard,
@@ -208,6 +220,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             scaler=scaler,
             grad_clip=t.grad_clip,
             shuffle_seed=spec.seed * 1000 + epoch * world + rank,
+            augment=augment,
             **common,
         )
         train_seconds = time.perf_counter() - started

@@ -79,8 +79,16 @@ def test_text_column_that_is_not_text(ray_cluster, tmp_path):
 
 @pytest.fixture(scope="module")
 def bbc_run(ray_cluster, tmp_path_factory, repo_root):
-    # The real job on a subset of the corpus (every topic: the builtin interleaves them).
-    spec = load_spec(f"{repo_root}/jobs/bbc_news_text.yaml", ["data.source.limit=800", "train.epochs=6"])
+    # The real job on a subset of the corpus (every topic: the builtin interleaves them),
+    # with EDA on the token ids of train batches.
+    spec = load_spec(
+        f"{repo_root}/jobs/bbc_news_text.yaml",
+        [
+            "data.source.limit=800",
+            "train.epochs=6",
+            "data.augment=[{type: random_deletion, p: 0.1}, {type: random_swap}, {type: random_insertion}]",
+        ],
+    )
     return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
 
 
