@@ -36,6 +36,8 @@ def check_spec(spec: JobSpec) -> list[str]:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
         if name in TEXT_BUILTINS and data.text is None:
             problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
+    if data.source.type == "images" and data.image is None:
+        problems.append("data.image: an images source needs data.image.shape, e.g. {shape: [3, 32, 32]}")
     if data.text is not None:
         if data.text.tokenizer.type == "pretrained" and not data.text.tokenizer.path:
             problems.append(
@@ -89,7 +91,6 @@ def check_spec(spec: JobSpec) -> list[str]:
 # these are reported together with the schema's own problems, before Ray starts.
 _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("data.source.type", lambda v: v in ("images", "hf_disk")),
     ("data.task", lambda v: v == "language_modeling"),
     ("data.clean.dedupe", lambda v: v not in _ABSENT),
     ("data.clean.missing", lambda v: v not in _ABSENT),

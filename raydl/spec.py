@@ -73,21 +73,38 @@ class BuiltinSource(Section):
     limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments, tests).")
 
 
+_RENAME = "Rename columns as they are read, {old: new} (after `columns` picks them)."
+
+
 class FileSource(Section):
     type: Literal["parquet", "csv", "jsonl"]
-    path: str = Field(description="A file, a folder of files, or a glob.")
+    path: str = Field(
+        description="A file, a folder of files, or a glob; or a pyarrow filesystem URI (s3://, gs://, file://)."
+    )
     columns: list[str] | None = Field(None, description="Read only these columns.")
+    rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
     limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
 
 
 class ImagesSource(Section):
     type: Literal["images"]
-    path: str = Field(description="A folder with one sub-folder of images per class.")
+    path: str = Field(
+        description="A folder (or pyarrow filesystem URI) with one sub-folder of PNG/JPEG images per "
+        "class; images are decoded and resized to data.image.shape, the label is the sub-folder's name."
+    )
+    limit: int | None = Field(None, gt=0, description="Use only the first N images.")
 
 
 class HFDiskSource(Section):
     type: Literal["hf_disk"]
-    path: str = Field(description="A Hugging Face dataset saved with save_to_disk.")
+    path: str = Field(description="A Hugging Face dataset saved with save_to_disk (a folder or URI).")
+    split: str | None = Field(
+        None,
+        description="The split of a DatasetDict to read; default: all splits together (raydl re-splits).",
+    )
+    columns: list[str] | None = Field(None, description="Read only these columns.")
+    rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
 
 
 Source = Annotated[BuiltinSource | FileSource | ImagesSource | HFDiskSource, Field(discriminator="type")]

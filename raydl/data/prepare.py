@@ -108,7 +108,12 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         _check_text_column(data.text.column, names, arrow)
     elif info.tensor_shape is None:
         if arrow is None:
-            arrow = pa.schema([(n, pa.from_numpy_dtype(np.dtype(t))) for n, t in zip(names, schema.types)])
+            arrow = pa.schema(
+                [
+                    (n, t if isinstance(t, pa.DataType) else pa.from_numpy_dtype(np.dtype(t)))
+                    for n, t in zip(names, schema.types)
+                ]
+            )
         feature_columns = _feature_columns(spec, arrow)
 
     # One pass over the source adds a content hash; the materialized result is read by
