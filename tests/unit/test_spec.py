@@ -60,7 +60,10 @@ def test_negative_lr():
 def test_unknown_model_suggests_close_name_and_lists_all():
     (line,) = problems(with_("model.arch", "cnnn"))
     assert line.startswith("model.arch: unknown model 'cnnn'; did you mean 'cnn'?")
-    assert "available: cnn, mlp" in line
+    from raydl.models import MODELS
+
+    assert f"available: {', '.join(MODELS.names())} (or 'module:function'" in line
+    assert {"cnn", "mlp"} <= set(MODELS.names())
 
 
 def test_literal_lists_allowed_values():

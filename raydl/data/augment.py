@@ -1,0 +1,219 @@
+"""Train-time augmentation: ``data.augment`` becomes one batched torch function
+``augment(x, y) -> (x, y)`` that the training loop applies to train batches only.
+
+Images: kornia (flips, rotation, random resized crop, brightness, contrast, Gaussian
+noise and blur, CutOut as kornia's RandomErasing, CutMix). MixUp is drawn here because
+kornia's MixUp samples its weight uniformly, not from Beta(alpha, alpha) as the paper
+does. Text: EDA's random deletion, swap and insertion, on the token ids after
+tokenization (so on word pieces, not words; the pad token is never moved or inserted).
+Steps run in the order the spec lists them, on normalized tensors.
+
+MixUp and CutMix turn the labels into soft targets, float ``(B, classes)``, which the
+cross-entropy loss takes as they are. Randomness comes from a generator state of its own,
+seeded by ``seed``, epoch and rank, so batches differ every epoch and runs repeat, and the
+model's own random stream (dropout) is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from raydl.errors import RaydlError
+from raydl.spec import IMAGE_AUGMENTS, TEXT_AUGMENTS
+
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+# ------------------------------------------------------------------------ images
+def _kornia(step: Any, shape: Sequence[int]) -> torch.nn.Module:
+    import kornia.augmentation as K
+
+    t, p = step.type, step.p
+    if t == "hflip":
+        return K.RandomHorizontalFlip(p=p)
+    if t == "vflip":
+        return K.RandomVerticalFlip(p=p)
+    if t == "rotate":
+        return K.RandomRotation(degrees=step.degrees, p=p)
+    if t == "resized_crop":
+        return K.RandomResizedCrop(tuple(shape[1:]), scale=step.scale, ratio=step.ratio, p=p)
+    # Inputs are normalized (mean 0), not in [0, 1]: kornia must not clip them.
+    if t == "brightness":
+        return K.RandomBrightness((1 - step.amount, 1 + step.amount), clip_output=False, p=p)
+    if t == "contrast":
+        return K.RandomContrast((1 - step.amount, 1 + step.amount), clip_output=False, p=p)
+    if t == "gaussian_noise":
+        return K.RandomGaussianNoise(std=step.std, p=p)
+    if t == "gaussian_blur":
+        return K.RandomGaussianBlur(step.kernel_size, step.sigma, p=p)
+    if t == "cutout":  # a size × size square set to 0, the mean of normalized pixels
+        area = step.size**2 / (shape[1] * shape[2])
+        if area >= 1:
+            raise RaydlError(f"cutout size {step.size} does not fit an image of {shape[1]}x{shape[2]}")
+        return K.RandomErasing(scale=(area, area), ratio=(1.0, 1.0), value=0.0, p=p)
+    raise AssertionError(t)
+
+
+def _image_step(module: torch.nn.Module) -> Step:
+    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return module(x), y
+
+    return apply
+
+
+def _cutmix(alpha: float, p: float) -> Step:
+    import kornia.augmentation as K
+
+    # use_correct_lambda: lambda is the share of the image's own pixels (checked in tests)
+    module = K.RandomCutMixV2(beta=alpha, p=p, data_keys=["input", "class"], use_correct_lambda=True)
+
+    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Row indices stand in for the labels: kornia answers (i, partner of i, lambda),
+        # which mixes soft labels that earlier steps may already have mixed.
+        rows = torch.arange(len(x), device=x.device)
+        x, mix = module(x, rows)  # mix: (1, B, 3)
+        i, j, lam = mix[0, :, 0].long(), mix[0, :, 1].long(), mix[0, :, 2:3].to(y.dtype)
+        return x, lam * y[i] + (1 - lam) * y[j]
+
+    return apply
+
+
+def _mixup(alpha: float) -> Step:
+    beta = torch.distributions.Beta(torch.tensor([alpha]), torch.tensor([alpha]))
+
+    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lam = beta.sample((len(x),)).to(x.device)  # (B, 1): one weight per row
+        j = torch.randperm(len(x), device=x.device)
+        lx = lam.view(-1, *([1] * (x.dim() - 1)))
+        return lx * x + (1 - lx) * x[j], lam.to(y.dtype) * y + (1 - lam.to(y.dtype)) * y[j]
+
+    return apply
+
+
+# -------------------------------------------------------------------------- text
+def _lengths(x: torch.Tensor, pad_id: int) -> torch.Tensor:
+    return (x != pad_id).sum(1)  # right padding: tokens are x[:, :length]
+
+
+def random_deletion(x: torch.Tensor, pad_id: int, p: float) -> torch.Tensor:
+    """Drop each token with probability ``p`` (at least one stays), close the gaps, pad."""
+    B, L = x.shape
+    pos = torch.arange(L, device=x.device).expand(B, L)
+    real = x != pad_id
+    keep = real & (torch.rand(B, L, device=x.device) >= p)
+    keep[:, 0] |= ~keep.any(1) & real[:, 0]  # never delete a whole text
+    order = torch.argsort(torch.where(keep, pos, pos + L), dim=1)  # kept tokens first, in order
+    out = torch.gather(x, 1, order)
+    return torch.where(pos < keep.sum(1, keepdim=True), out, torch.full_like(out, pad_id))
+
+
+def random_swap(x: torch.Tensor, pad_id: int, n: int) -> torch.Tensor:
+    """Swap two random tokens of each text, ``n`` times."""
+    B, _ = x.shape
+    n_tok = _lengths(x, pad_id).clamp(min=1)
+    rows = torch.arange(B, device=x.device)
+    out = x.clone()
+    for _ in range(n):
+        i = (torch.rand(B, device=x.device) * n_tok).long()
+        j = (torch.rand(B, device=x.device) * n_tok).long()
+        a, b = out[rows, i].clone(), out[rows, j].clone()
+        out[rows, i], out[rows, j] = b, a
+    return out
+
+
+def random_insertion(x: torch.Tensor, pad_id: int, n: int) -> torch.Tensor:
+    """Insert a copy of a random token of each text at a random place, ``n`` times; the
+    text stays ``max_length`` long (its last token falls off when it is full)."""
+    B, L = x.shape
+    rows = torch.arange(B, device=x.device)
+    pos = torch.arange(L, device=x.device).expand(B, L)
+    out = x.clone()
+    for _ in range(n):
+        n_tok = _lengths(out, pad_id)
+        has = n_tok > 0
+        src = (torch.rand(B, device=x.device) * n_tok.clamp(min=1)).long()
+        token = out[rows, src]
+        at = (torch.rand(B, device=x.device) * (n_tok + 1).clamp(max=L)).long()  # 0..n_tok
+        at_ = at[:, None]
+        shifted = torch.gather(out, 1, torch.where(pos > at_, pos - 1, pos))
+        inserted = torch.where(pos == at_, token[:, None], shifted)
+        out = torch.where(has[:, None], inserted, out)
+    return out
+
+
+def _text_step(step: Any, pad_id: int) -> Step:
+    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if step.type == "random_deletion":
+            return random_deletion(x, pad_id, step.p), y
+        if step.type == "random_swap":
+            return random_swap(x, pad_id, step.n), y
+        return random_insertion(x, pad_id, step.n), y
+
+    return apply
+
+
+# ------------------------------------------------------------------------- build
+class Augment:
+    """The spec's steps as one function of a batch, with its own random stream.
+
+    Call :meth:`start_epoch` before each epoch; then ``augment(x, y)`` for every train
+    batch. ``y`` comes back as soft targets float ``(B, classes)`` when a step mixes.
+    """
+
+    def __init__(self, steps: list[Step], mixes: bool, num_classes: int):
+        self.steps, self.mixes, self.num_classes = steps, mixes, num_classes
+        self._state: torch.Tensor | None = None
+
+    def start_epoch(self, seed: int, epoch: int, rank: int) -> None:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + rank)
+        self._state = g.get_state()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._state is None:
+            self.start_epoch(0, 0, 0)
+        if self.mixes:
+            y = F.one_hot(y.long(), self.num_classes).float()
+        # kornia draws from torch's global generator: swap in ours for the duration, so
+        # augmentation is reproducible and the model's dropout stream is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._state)
+            for step in self.steps:
+                x, y = step(x, y)
+            self._state = torch.get_rng_state()
+        return x, y
+
+
+def build_augment(
+    steps: Sequence[Any], input_shape: Sequence[int], num_classes: int, data_info: dict[str, Any]
+) -> Augment | None:
+    """The augmentation of ``data.augment`` for inputs of ``input_shape``; None when empty.
+
+    Raises:
+        RaydlError: an image step on input that is not an image ``(C, H, W)``.
+    """
+    if not steps:
+        return None
+    built: list[Step] = []
+    for i, step in enumerate(steps):
+        if step.type in IMAGE_AUGMENTS and len(input_shape) != 3:
+            raise RaydlError(
+                f"data.augment[{i}]: {step.type!r} needs images (C, H, W), but the input is "
+                f"{list(input_shape)}; set data.image.shape to view feature columns as images"
+            )
+        if step.type in TEXT_AUGMENTS:
+            built.append(_text_step(step, int(data_info.get("pad_id", 0))))
+        elif step.type == "mixup":
+            built.append(_mixup(step.alpha))
+        elif step.type == "cutmix":
+            built.append(_cutmix(step.alpha, step.p))
+        else:
+            try:
+                built.append(_image_step(_kornia(step, input_shape)))
+            except RaydlError as e:
+                raise RaydlError(f"data.augment[{i}]: {e}") from e
+    mixes = any(s.type in ("mixup", "cutmix") for s in steps)
+    return Augment(built, mixes, num_classes)
