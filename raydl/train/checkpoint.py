@@ -56,7 +56,9 @@ def load_model_dir(directory: str | Path, device: str = "cpu") -> nn.Module:
     """Rebuild the model from a checkpoint directory, in eval mode."""
     d = Path(directory)
     cfg = json.loads((d / CONFIG).read_text())
-    model = build_model(cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"])
+    model = build_model(
+        cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"], cfg.get("data_info")
+    )
     model.load_state_dict(load_file(str(d / WEIGHTS), device=device))
     return model.to(device).eval()
 

@@ -23,6 +23,7 @@ from raydl.checks import metric_mode
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import checkpoint as ckpt
+from raydl.train import objectives
 from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
 
 
@@ -77,12 +78,9 @@ def _run_epoch(
     )
     with torch.set_grad_enabled(train):
         for batch in batches:
-            x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
+            x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,)
             with _autocast(precision, device):
-                out = model(x)  # (B, classes) or (B, 1)
-                if task == "regression":
-                    out = out.squeeze(-1)
-                loss = loss_fn(out.float(), y)
+                out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:  # fp16: scale the loss so small gradients survive
@@ -101,10 +99,12 @@ def _run_epoch(
                     optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-            n = len(y)
+            n = len(x)
             rows += n
             loss_sum += float(loss.detach()) * n
-            if task == "classification":
+            if out is None:  # nothing to score against (language model, VAE)
+                pass
+            elif task == "classification":
                 hits += float((out.argmax(-1) == y).sum())
             else:  # errors in the target's original units
                 err = (out.detach().float() - y) * target_scale
@@ -126,6 +126,7 @@ def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> d
     )
     rows = max(rows, 1.0)
     out = {f"{prefix}_loss": loss / rows}
+    out.update(objectives.extra_metrics(prefix, loss / rows, task))
     if task == "classification":
         out[f"{prefix}_accuracy"] = hits / rows
     elif prefix == "val":
@@ -159,7 +160,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model.arch, config["input_shape"], config["num_outputs"], spec.model.params)
+    model = build_model(
+        spec.model.arch,
+        config["input_shape"],
+        config["num_outputs"],
+        spec.model.params,
+        config["model_config"].get("data_info"),
+    )
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
