@@ -42,6 +42,7 @@ def check_spec(spec: JobSpec) -> list[str]:
         for path, metric in (
             ("train.checkpoint.metric", train.checkpoint.metric),
             ("train.early_stopping.metric", train.early_stopping.metric if train.early_stopping else None),
+            ("train.scheduler.metric", train.scheduler.metric if train.scheduler.type == "plateau" else None),
         ):
             if metric is not None and metric not in reported:
                 problems.append(

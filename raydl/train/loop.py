@@ -22,9 +22,9 @@ import torch.distributed as dist
 from raydl.checks import metric_mode
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
+from raydl.train import accumulation, objectives, optim
 from raydl.train import checkpoint as ckpt
-from raydl.train import objectives
-from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
+from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
 
 
 def _all_reduce(values: list[float], device: torch.device) -> list[float]:
@@ -65,6 +65,7 @@ def _run_epoch(
     grad_clip=None,
     target_scale=1.0,
     shuffle_seed=None,
+    accumulate=1,
 ) -> dict[str, float]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
     model.train(train)
@@ -76,18 +77,22 @@ def _run_epoch(
         local_shuffle_buffer_size=4 * batch_size if train else None,
         local_shuffle_seed=shuffle_seed,
     )
+    if train:
+        optimizer.zero_grad(set_to_none=True)
     with torch.set_grad_enabled(train):
-        for batch in batches:
+        for i, (batch, last) in enumerate(accumulation.with_last(batches)):
             x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,)
-            with _autocast(precision, device):
-                out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
-            if train:
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:  # fp16: scale the loss so small gradients survive
-                    scaler.scale(loss).backward()
+            step_now = train and accumulation.is_step(i, last, accumulate)
+            with accumulation.sync_context(model, step_now or not train):
+                with _autocast(precision, device):
+                    out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
+                if train:  # micro-batches add up to the mean over the window
+                    scaled = loss / accumulate
+                    # fp16: scale the loss so small gradients survive
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            if step_now:
+                if scaler is not None:
                     scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
                 if grad_clip:
                     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                     grad_norm_sum += float(norm)
@@ -97,7 +102,8 @@ def _run_epoch(
                     scaler.update()
                 else:
                     optimizer.step()
-                if scheduler is not None:
+                optimizer.zero_grad(set_to_none=True)
+                if optim.steps_per_batch(scheduler):
                     scheduler.step()
             n = len(x)
             rows += n
@@ -172,7 +178,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     per_worker_batch = max(1, t.batch_size // world)
     # streaming_split(equal=True) gives every worker the same number of rows
-    steps_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
+    batches_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
+    steps_per_epoch = accumulation.optimizer_steps(batches_per_epoch, t.grad_accumulation)
     scheduler = SCHEDULERS.get(t.scheduler.type)(
         optimizer,
         t.scheduler,
@@ -180,7 +187,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         steps_per_epoch=steps_per_epoch,
     )
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
-    loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
+    loss_fn = build_loss(t.loss, task, config.get("class_weights")).to(device)
 
     state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}
     resume = ray.train.get_checkpoint()
@@ -209,6 +216,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             scaler=scaler,
             grad_clip=t.grad_clip,
             shuffle_seed=spec.seed * 1000 + epoch * world + rank,
+            accumulate=t.grad_accumulation,
             **common,
         )
         train_seconds = time.perf_counter() - started
@@ -226,6 +234,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics["train_samples_per_s"] = _all_reduce([sums["rows"]], device)[0] / metrics["train_seconds"]
         if t.grad_clip:
             metrics["grad_norm"] = sums["grad_norm"]
+        optim.epoch_end(scheduler, metrics, t.scheduler)  # plateau: once per epoch
 
         # Early stopping: every rank sees the same all-reduced metrics; rank 0 decides
         # and broadcasts, so no rank can leave the loop alone and hang the others.

@@ -83,6 +83,8 @@ def fit(
             "target_scale": pre.target_scale,
             "train_rows": prepared.report["split"]["rows"]["train"],
             "model_config": model_config(spec, prepared),
+            # data.balance: class_weights — the loss weighs classes by them
+            "class_weights": getattr(pre, "class_weights", None),
             "progress": progress,
         },
         scaling_config=ScalingConfig(

@@ -60,7 +60,7 @@ def test_negative_lr():
 def test_unknown_model_suggests_close_name_and_lists_all():
     (line,) = problems(with_("model.arch", "cnnn"))
     assert line.startswith("model.arch: unknown model 'cnnn'; did you mean 'cnn'?")
-    assert "available: cnn, mlp" in line
+    assert "available: bert, cnn, gpt2, gru, lstm, mlp, resnet" in line
 
 
 def test_literal_lists_allowed_values():
