@@ -99,8 +99,6 @@ _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.augment", lambda v: v not in _ABSENT),
     ("data.balance", lambda v: v not in _ABSENT),
     ("data.split.method", lambda v: v not in (None, "random", "stratified")),
-    ("model.pretrained.path", lambda v: v not in _ABSENT),
-    ("model.pretrained.freeze", lambda v: v not in _ABSENT),
     ("train.strategy", lambda v: v not in (None, "ddp")),
     ("evaluate.cross_validation", lambda v: v not in _ABSENT),
     ("tune", lambda v: v is not None),

@@ -18,6 +18,7 @@ from raydl.progress import Display
 from raydl.rundir import RunDir, manifest
 from raydl.runtime import connect
 from raydl.spec import JobSpec, load_spec
+from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
 from raydl.train.trainer import fit
 
@@ -54,8 +55,13 @@ def run(
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor
         model = build_model(
-            spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params, pre.data_info
+            spec.model.arch,
+            tuple(pre.input_shape),
+            pre.num_outputs,
+            transfer.builder_params(spec.model),
+            pre.data_info,
         )
+        transfer.freeze(model, spec.model.pretrained.freeze)  # a pattern matching nothing fails here
         display.stage(
             "train",
             f"{spec.train.workers} Ray Train workers, "

@@ -191,7 +191,13 @@ class DataSpec(Section):
 # -------------------------------------------------------------------------- model
 class PretrainedSpec(Section):
     path: str | None = Field(None, description="Local path of pretrained weights.")
-    freeze: list[str] = Field(default_factory=list, description="Parameter name prefixes to freeze.")
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of parameter names to freeze, e.g. 'encoder.*' (each must match).",
+    )
+    unfreeze_at: int | None = Field(
+        None, ge=1, description="Epoch (1-based) from which the frozen parameters train too."
+    )
 
 
 class ModelSpec(Section):

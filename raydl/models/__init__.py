@@ -21,6 +21,7 @@ from raydl.models import (  # noqa: E402,F401
     cnn,
     embedding_bag,
     mlp,
+    pretrained,
     resnet,
     rnn,
     transformers_zoo,

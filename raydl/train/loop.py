@@ -22,7 +22,7 @@ import torch.distributed as dist
 from raydl.checks import metric_mode
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
-from raydl.train import accumulation, objectives, optim
+from raydl.train import accumulation, objectives, optim, transfer
 from raydl.train import checkpoint as ckpt
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
 
@@ -170,9 +170,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         spec.model.arch,
         config["input_shape"],
         config["num_outputs"],
-        spec.model.params,
+        transfer.builder_params(spec.model),
         config["model_config"].get("data_info"),
     )
+    transfer.load_weights(model, spec.model)
+    transfer.freeze(model, spec.model.pretrained.freeze)
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
@@ -205,7 +207,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         precision=t.precision,
         target_scale=config["target_scale"],
     )
-    for epoch in range(state["epoch"], t.epochs):
+    first = state["epoch"]
+    for epoch in range(first, t.epochs):
+        if transfer.unfreeze_now(spec.model, epoch, first):  # staged fine-tuning
+            transfer.unfreeze(ckpt.unwrap(model))
+            if world > 1:  # DDP registers trainable parameters when it wraps: wrap again
+                model = ray.train.torch.prepare_model(ckpt.unwrap(model))
         started = time.perf_counter()
         sums = _run_epoch(
             model,

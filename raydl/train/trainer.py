@@ -20,6 +20,7 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
+from raydl.train import transfer
 from raydl.train.loop import train_loop_per_worker
 
 
@@ -34,7 +35,7 @@ def model_config(spec: JobSpec, prepared: PreparedData) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its model without the spec."""
     return {
         "arch": spec.model.arch,
-        "params": spec.model.params,
+        "params": transfer.builder_params(spec.model),
         "input_shape": prepared.preprocessor.input_shape,
         "num_outputs": prepared.preprocessor.num_outputs,
         "data_info": prepared.preprocessor.data_info,
