@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from raydl.data.preprocess import Preprocessor
 from raydl.evaluate.metrics import compute_test_metrics
+from raydl.train import objectives
 
 
 @torch.no_grad()
@@ -38,6 +39,8 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Test metrics; regression errors are in the target's original units."""
     task = preprocessor.task
+    if objectives.has_own_objective(model):  # a generative model: its objective on test
+        return objectives.test_objective(model, test)
     y, y_pred, scores = predict(model, test, task)
     if task == "regression":
         y, y_pred = preprocessor.decode_target(y), preprocessor.decode_target(y_pred)

@@ -69,7 +69,7 @@ def _run_epoch(
 ) -> dict[str, float]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows)."""
     model.train(train)
-    loss_sum = hits = abs_err = sq_err = rows = 0.0
+    loss_sum = hits = abs_err = sq_err = rows = scored = 0.0
     grad_norm_sum = steps = 0.0
     batches = shard.iter_torch_batches(
         batch_size=batch_size,
@@ -108,7 +108,8 @@ def _run_epoch(
             n = len(x)
             rows += n
             loss_sum += float(loss.detach()) * n
-            if out is None:  # nothing to score against (language model, VAE)
+            scored += n if out is not None else 0  # language model, VAE: nothing to score
+            if out is None:
                 pass
             elif task == "classification":
                 hits += float((out.argmax(-1) == y).sum())
@@ -122,19 +123,23 @@ def _run_epoch(
         "abs": abs_err,
         "sq": sq_err,
         "rows": rows,
+        "scored": scored,
         "grad_norm": grad_norm_sum / max(steps, 1),
     }
 
 
 def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> dict[str, float]:
-    loss, hits, abs_err, sq_err, rows = _all_reduce(
-        [sums["loss"], sums["hits"], sums["abs"], sums["sq"], sums["rows"]], device
+    loss, hits, abs_err, sq_err, rows, scored = _all_reduce(
+        [sums["loss"], sums["hits"], sums["abs"], sums["sq"], sums["rows"], sums.get("scored", sums["rows"])],
+        device,
     )
     rows = max(rows, 1.0)
     out = {f"{prefix}_loss": loss / rows}
     out.update(objectives.extra_metrics(prefix, loss / rows, task))
-    if task == "classification":
-        out[f"{prefix}_accuracy"] = hits / rows
+    if not scored:
+        pass
+    elif task == "classification":
+        out[f"{prefix}_accuracy"] = hits / scored
     elif prefix == "val":
         out[f"{prefix}_mae"] = abs_err / rows
         out[f"{prefix}_rmse"] = math.sqrt(sq_err / rows)

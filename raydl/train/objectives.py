@@ -50,3 +50,22 @@ def extra_metrics(prefix: str, mean_loss: float, task: str) -> dict[str, float]:
     if task == "language_modeling":
         return {f"{prefix}_perplexity": math.exp(min(mean_loss, 700.0))}
     return {}
+
+
+def has_own_objective(model: nn.Module) -> bool:
+    """A model trained on its own objective (the VAE): no labels to score on test."""
+    return hasattr(_unwrap(model), "objective")
+
+
+@torch.no_grad()
+def test_objective(model: nn.Module, dataset, batch_size: int = 1024) -> dict[str, float]:
+    """The mean objective over a test dataset of ``{"x", ...}`` rows (for a VAE: the
+    negative ELBO per example), as ``test_loss`` with the row count ``n``."""
+    model.eval()
+    inner = _unwrap(model)
+    total, rows = 0.0, 0
+    for batch in dataset.iter_torch_batches(batch_size=batch_size):
+        x = batch["x"]
+        total += float(inner.objective(x, model(x))) * len(x)
+        rows += len(x)
+    return {"test_loss": total / max(rows, 1), "n": rows}
