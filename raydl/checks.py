@@ -56,6 +56,7 @@ def check_spec(spec: JobSpec) -> list[str]:
         for path, metric in (
             ("train.checkpoint.metric", train.checkpoint.metric),
             ("train.early_stopping.metric", train.early_stopping.metric if train.early_stopping else None),
+            ("train.scheduler.metric", train.scheduler.metric if train.scheduler.type == "plateau" else None),
         ):
             if metric is not None and metric not in reported:
                 problems.append(
@@ -115,8 +116,7 @@ def check_spec(spec: JobSpec) -> list[str]:
 _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.task", lambda v: v == "language_modeling"),
-    ("model.pretrained.path", lambda v: v not in _ABSENT),
-    ("model.pretrained.freeze", lambda v: v not in _ABSENT),
+    ("train.grad_accumulation", lambda v: isinstance(v, int) and v > 1),
     ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),

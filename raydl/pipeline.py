@@ -19,6 +19,7 @@ from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
 from raydl.spec import JobSpec, load_spec
+from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
 from raydl.train.trainer import fit, has_checkpoint
 
@@ -119,9 +120,14 @@ def _train_and_evaluate(
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         pre = prepared.preprocessor
         model = build_model(
-            spec.model.arch, tuple(pre.input_shape), pre.num_outputs, spec.model.params, pre.data_info
+            spec.model.arch,
+            tuple(pre.input_shape),
+            pre.num_outputs,
+            transfer.builder_params(spec.model),
+            pre.data_info,
         )
         build_augment(spec.data.augment, pre.input_shape, pre.num_outputs, pre.data_info)  # fail early
+        transfer.freeze(model, spec.model.pretrained.freeze)  # a pattern matching nothing fails here
         display.stage(
             "train",
             f"{spec.train.workers} Ray Train workers, "

@@ -336,7 +336,13 @@ class DataSpec(Section):
 # -------------------------------------------------------------------------- model
 class PretrainedSpec(Section):
     path: str | None = Field(None, description="Local path of pretrained weights.")
-    freeze: list[str] = Field(default_factory=list, description="Parameter name prefixes to freeze.")
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of parameter names to freeze, e.g. 'encoder.*' (each must match).",
+    )
+    unfreeze_at: int | None = Field(
+        None, ge=1, description="Epoch (1-based) from which the frozen parameters train too."
+    )
 
 
 class ModelSpec(Section):
@@ -352,33 +358,54 @@ class ModelSpec(Section):
 # -------------------------------------------------------------------------- train
 class OptimizerSpec(Section):
     type: Annotated[str, registered("optimizer")] = Field(
-        "adamw", description="sgd, adam, adamw, or 'module:function'."
+        "adamw", description="sgd, adam, adamw, rmsprop, or 'module:function'."
     )
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd).")
     nesterov: bool = Field(False, description="Nesterov momentum (sgd).")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    alpha: float = Field(0.99, gt=0, lt=1, description="Smoothing constant (rmsprop).")
 
 
 class SchedulerSpec(Section):
     type: Annotated[str, registered("scheduler")] = Field(
-        "none", description="none, cosine, step, or 'module:function'."
+        "none", description="none, cosine, step, one_cycle, plateau, or 'module:function'."
     )
     warmup_epochs: int = Field(0, ge=0, description="Linear warm-up epochs (cosine).")
     step_size: int = Field(10, gt=0, description="Epochs between decays (step).")
     gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (step).")
-    min_lr: float = Field(0.0, ge=0, description="Final learning rate (cosine).")
+    min_lr: float = Field(0.0, ge=0, description="Final learning rate (cosine, plateau's floor).")
+    pct_start: float = Field(
+        0.3, gt=0, lt=1, description="Share of steps rising to train.optimizer.lr (one_cycle)."
+    )
+    metric: str = Field("val_loss", description="The metric watched once per epoch (plateau).")
+    mode: Literal["min", "max"] | None = Field(
+        None, description="Default: min for *loss, else max (plateau)."
+    )
+    patience: int = Field(2, ge=0, description="Epochs without improvement before a decay (plateau).")
 
 
 class LossSpec(Section):
     type: Annotated[str | None, registered("loss")] = Field(
         None,
-        description="cross_entropy, mse, mae, huber, or 'module:function'; "
+        description="cross_entropy, bce, focal, mse, mae, huber, weighted_sum, or 'module:function'; "
         "default: cross_entropy for classification, mse for regression.",
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing (cross_entropy).")
     delta: float = Field(1.0, gt=0, description="Huber delta.")
+    class_weights: list[float] | None = Field(
+        None,
+        description="Per-class weights, index = class id (cross_entropy, focal); default: the "
+        "preprocessor's when data.balance is class_weights.",
+    )
+    gamma: float = Field(2.0, ge=0, description="Focusing exponent (focal).")
+    weight: float = Field(1.0, ge=0, description="This term's weight inside weighted_sum.")
+    terms: list[LossSpec] = Field(
+        default_factory=list,
+        description="weighted_sum: the losses added, each with its weight; term i scores head i "
+        "when the model returns one output per head, else all score the one output.",
+    )
 
 
 class EarlyStoppingSpec(Section):
@@ -432,6 +459,9 @@ class TrainSpec(Section):
     early_stopping: EarlyStoppingSpec | None = Field(None, description="Stop when a metric stalls.")
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     max_failures: int = Field(0, ge=0, description="Worker-group restarts before the run fails.")
+    grad_accumulation: int = Field(
+        1, ge=1, description="Micro-batches whose gradients add up before one optimizer step."
+    )
 
 
 # ------------------------------------------------------- evaluate, tune, compress

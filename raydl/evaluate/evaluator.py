@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from raydl.data.preprocess import Preprocessor
 from raydl.evaluate.metrics import compute_test_metrics
+from raydl.train import objectives
 
 
 @torch.no_grad()
@@ -41,6 +42,8 @@ def evaluate_model(
     when given, receives the error analysis (``errors``) and the predictions
     (``predictions``: y, y_pred, scores)."""
     task = preprocessor.task
+    if objectives.has_own_objective(model):  # a generative model: its objective on test
+        return objectives.test_objective(model, test)
     y, y_pred, scores = predict(model, test, task)
     if task == "regression":
         y, y_pred = preprocessor.decode_target(y), preprocessor.decode_target(y_pred)

@@ -17,7 +17,17 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 # Registration happens on import of each family's module.
-from raydl.models import cnn, embedding_bag, mlp  # noqa: E402,F401
+from raydl.models import (  # noqa: E402,F401
+    cnn,
+    embedding_bag,
+    mlp,
+    pretrained,
+    resnet,
+    rnn,
+    transformers_zoo,
+    vae,
+    vit,
+)
 
 
 def check_params(arch: str, params: dict[str, Any]) -> list[str]:

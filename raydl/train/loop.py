@@ -25,8 +25,9 @@ from raydl.data.augment import build_augment
 from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
+from raydl.train import objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
-from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, default_loss
+from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
 from raydl.train.strategy import build_strategy
 
 
@@ -74,7 +75,7 @@ def _run_epoch(
     ``stop`` (a message) when a bad step ended training."""
     model = strategy.model
     model.train(train)
-    loss_sum = hits = abs_err = sq_err = rows = 0.0
+    loss_sum = hits = abs_err = sq_err = rows = scored = 0.0
     grad_norm_sum = steps = skipped = 0.0
     stop = None
     batches = shard.iter_torch_batches(
@@ -85,14 +86,12 @@ def _run_epoch(
     )
     with torch.set_grad_enabled(train):
         for step, batch in enumerate(batches, start=1):
-            x, y = batch["x"], batch["y"]  # (B, *input_shape), (B,)
+            x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,); no y: LM, VAE
             if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
                 x, y = augment(x, y)
             with _autocast(precision, device):
-                out = model(x)  # (B, classes) or (B, 1)
-                if task == "regression":
-                    out = out.squeeze(-1)
-                loss = loss_fn(out.float(), y)
+                # out: (B, classes) or (B,) to score; None for a model with its own objective
+                out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
             if train:
                 norm = strategy.backward(loss)  # the norm before clipping, when clipping
                 if norm is None and not strategy.norm_after_step:
@@ -115,12 +114,15 @@ def _run_epoch(
                 if norm is not None:
                     grad_norm_sum += norm
                     steps += 1
-            if observe is not None:
+            if observe is not None and out is not None:
                 observe(out, y)
-            n = len(y)
+            n = len(x)
             rows += n
             loss_sum += float(loss.detach()) * n
-            if task == "classification":
+            scored += n if out is not None else 0  # language model, VAE: nothing to score
+            if out is None:
+                pass
+            elif task == "classification":
                 hits += float((out.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)).sum())
             else:  # errors in the target's original units
                 err = (out.detach().float() - y) * target_scale
@@ -132,6 +134,7 @@ def _run_epoch(
         "abs": abs_err,
         "sq": sq_err,
         "rows": rows,
+        "scored": scored,
         "grad_norm": grad_norm_sum / max(steps, 1) if steps else None,
         "skipped": skipped,
         "stop": stop,
@@ -139,13 +142,15 @@ def _run_epoch(
 
 
 def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> dict[str, float]:
-    loss, hits, abs_err, sq_err, rows = _all_reduce(
-        [sums["loss"], sums["hits"], sums["abs"], sums["sq"], sums["rows"]], device
+    loss, hits, abs_err, sq_err, rows, scored = _all_reduce(
+        [sums["loss"], sums["hits"], sums["abs"], sums["sq"], sums["rows"], sums.get("scored", sums["rows"])],
+        device,
     )
     rows = max(rows, 1.0)
     out = {f"{prefix}_loss": loss / rows}
-    if task == "classification" and prefix == "train":
-        out[f"{prefix}_accuracy"] = hits / rows
+    out.update(objectives.extra_metrics(prefix, loss / rows, task))
+    if scored and task == "classification" and prefix == "train":
+        out[f"{prefix}_accuracy"] = hits / scored
     return out
 
 
@@ -178,9 +183,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         spec.model.arch,
         config["input_shape"],
         config["num_outputs"],
-        spec.model.params,
+        transfer.builder_params(spec.model),
         config["model_config"].get("data_info"),
     )
+    transfer.load_weights(model, spec.model)
+    transfer.freeze(model, spec.model.pretrained.freeze)
     augment = build_augment(
         spec.data.augment,
         config["input_shape"],
@@ -200,7 +207,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     # DDP (+ GradScaler for fp16) or DeepSpeed ZeRO: wraps the model, steps, checkpoints
     strategy = build_strategy(model, optimizer, scheduler, t, world)
-    loss_fn = LOSSES.get(t.loss.type or default_loss(task))(t.loss)
+    loss_fn = build_loss(t.loss, task, config.get("class_weights")).to(device)
 
     val_metrics = EpochMetrics(task, spec.evaluate.metrics, config["num_outputs"], config["target_scale"])
     state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}
@@ -224,7 +231,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         precision=t.precision,
         target_scale=config["target_scale"],
     )
-    for epoch in range(state["epoch"], t.epochs):
+    first = state["epoch"]
+    for epoch in range(first, t.epochs):
+        if transfer.unfreeze_now(spec.model, epoch, first):  # staged fine-tuning
+            transfer.unfreeze(strategy.module)
+            if world > 1:  # DDP registers trainable parameters when it wraps: wrap again
+                strategy.model = ray.train.torch.prepare_model(strategy.module)
         started = time.perf_counter()
         if augment is not None:
             augment.start_epoch(spec.seed, epoch, rank)
@@ -248,7 +260,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics = _global_metrics("train", sums, task, device)
         val_sums = _run_epoch(strategy, val_shard, train=False, observe=val_metrics.observe, **common)
         metrics.update(_global_metrics("val", val_sums, task, device))
-        metrics.update(val_metrics.results("val"))  # torchmetrics, synced over the workers
+        if val_sums["scored"]:  # a language model or VAE has nothing to score
+            metrics.update(val_metrics.results("val"))  # torchmetrics, synced over the workers
         metrics.update(
             epoch=epoch + 1,
             lr=strategy.lr(),
@@ -263,6 +276,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             metrics["skipped_steps"] = sums["skipped"]
         if resumed_from is not None:
             metrics["resumed_from_epoch"] = resumed_from
+        optim.epoch_end(scheduler, metrics, t.scheduler)  # plateau: once per epoch
 
         # Early stopping: every rank sees the same all-reduced metrics; rank 0 decides
         # and broadcasts, so no rank can leave the loop alone and hang the others.

@@ -30,6 +30,7 @@ import torch.nn as nn
 from raydl.errors import RaydlError
 from raydl.spec import TrainSpec
 from raydl.train import checkpoint as ckpt
+from raydl.train import optim
 
 DEEPSPEED_DIR = "deepspeed"  # DeepSpeed's own sharded state, inside a checkpoint
 _TAG = "state"
@@ -112,7 +113,7 @@ class DDPStrategy:
             self.scaler.update()
         else:
             self.optimizer.step()
-        if self.scheduler is not None:
+        if optim.steps_per_batch(self.scheduler):  # plateau steps once per epoch, in the loop
             self.scheduler.step()
 
     def skip(self) -> None:
@@ -158,7 +159,7 @@ class DeepSpeedStrategy:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model.to(ray.train.torch.get_device()),
             optimizer=optimizer,
-            lr_scheduler=scheduler,
+            lr_scheduler=scheduler if optim.steps_per_batch(scheduler) else None,
             config=self.config,
             dist_init_required=False,
         )

@@ -20,6 +20,7 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
+from raydl.train import transfer
 from raydl.train.control import BadStepError
 from raydl.train.loop import train_loop_per_worker
 from raydl.train.tracking import Tracker
@@ -38,7 +39,7 @@ def model_config(spec: JobSpec, prepared: PreparedData) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its model without the spec."""
     return {
         "arch": spec.model.arch,
-        "params": spec.model.params,
+        "params": transfer.builder_params(spec.model),
         "input_shape": prepared.preprocessor.input_shape,
         "num_outputs": prepared.preprocessor.num_outputs,
         "data_info": prepared.preprocessor.data_info,
@@ -87,6 +88,8 @@ def torch_trainer(
             "target_scale": pre.target_scale,
             "train_rows": prepared.report["split"]["rows"]["train"],
             "model_config": model_config(spec, prepared),
+            # data.balance: class_weights — the loss weighs classes by them
+            "class_weights": getattr(pre, "class_weights", None),
             "progress": progress,
         },
         scaling_config=ScalingConfig(

@@ -1,7 +1,8 @@
 import torch
 
 from raydl.spec import LossSpec, OptimizerSpec, SchedulerSpec
-from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS
+from raydl.train.accumulation import is_step, optimizer_steps, sync_context, with_last
+from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, build_loss, epoch_end, steps_per_batch
 
 
 def _lrs(spec: SchedulerSpec, total: int, per_epoch: int) -> list[float]:
@@ -36,3 +37,95 @@ def test_optimizers_and_losses_by_name():
     ce = LOSSES.get("cross_entropy")(LossSpec(label_smoothing=0.1))
     assert ce.label_smoothing == 0.1
     assert float(LOSSES.get("mae")(LossSpec())(torch.ones(3), torch.zeros(3))) == 1.0
+
+
+def test_one_cycle_rises_to_lr_then_anneals():
+    lrs = _lrs(SchedulerSpec(type="one_cycle", pct_start=0.25), total=40, per_epoch=10)
+    peak = max(range(40), key=lrs.__getitem__)
+    assert 8 <= peak <= 11 and abs(lrs[peak] - 1.0) < 1e-6
+    assert lrs[0] < 0.1 and lrs[-1] < 1e-3
+
+
+def test_plateau_decays_only_when_the_epoch_metric_stalls():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = OPTIMIZERS.get("rmsprop")([p], OptimizerSpec(type="rmsprop", lr=1.0, weight_decay=0.01))
+    spec = SchedulerSpec(type="plateau", patience=1, gamma=0.5)
+    sched = SCHEDULERS.get("plateau")(opt, spec, total_steps=10, steps_per_epoch=5)
+    assert not steps_per_batch(sched) and steps_per_batch(SCHEDULERS.get("step")(opt, spec, 10, 5))
+    lrs = []
+    for val_loss in [1.0, 0.9, 0.9, 0.9, 0.8]:
+        epoch_end(sched, {"val_loss": val_loss}, spec)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5]
+
+
+def test_cross_entropy_takes_soft_targets_and_class_weights():
+    out = torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    ce = build_loss(LossSpec(), "classification")
+    soft = torch.nn.functional.one_hot(y, 3).float()
+    assert torch.allclose(ce(out, y), ce(out, soft))
+    # the data's class weights are used; the spec's own take precedence
+    weighted = build_loss(LossSpec(), "classification", class_weights=[1.0, 0.0, 0.0])
+    assert torch.allclose(weighted(out, y), torch.nn.functional.cross_entropy(out[y == 0], y[y == 0]))
+    spec_w = build_loss(
+        LossSpec(class_weights=[0.0, 1.0, 0.0]), "classification", class_weights=[1.0, 0.0, 0.0]
+    )
+    assert torch.allclose(spec_w(out, y), torch.nn.functional.cross_entropy(out[y == 1], y[y == 1]))
+
+
+def test_focal_is_cross_entropy_at_gamma_zero_and_down_weights_easy_rows():
+    out = torch.tensor([[4.0, 0.0], [0.2, 0.0]])  # an easy row and a hard one
+    y = torch.tensor([0, 0])
+    ce = torch.nn.functional.cross_entropy(out, y)
+    assert torch.allclose(build_loss(LossSpec(type="focal", gamma=0.0), "classification")(out, y), ce)
+    focal = build_loss(LossSpec(type="focal", gamma=2.0), "classification")
+    per_row = [float(focal(out[i : i + 1], y[i : i + 1])) for i in range(2)]
+    ce_rows = [float(torch.nn.functional.cross_entropy(out[i : i + 1], y[i : i + 1])) for i in range(2)]
+    assert per_row[0] / ce_rows[0] < 0.01 < per_row[1] / ce_rows[1]
+
+
+def test_bce_one_hot_and_weighted_sum_of_heads():
+    out = torch.randn(4, 3)
+    y = torch.tensor([0, 2, 1, 0])
+    bce = build_loss(LossSpec(type="bce"), "classification")
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        out, torch.nn.functional.one_hot(y, 3).float()
+    )
+    assert torch.allclose(bce(out, y), expected)
+    reg = torch.randn(4)
+    spec = LossSpec(
+        type="weighted_sum",
+        terms=[{"type": "cross_entropy", "weight": 2.0}, {"type": "huber", "weight": 0.5}],
+    )
+    loss = build_loss(spec, "classification")
+    target = torch.randn(4)
+    got = loss((out, reg), (y, target))
+    want = 2.0 * torch.nn.functional.cross_entropy(out, y) + 0.5 * torch.nn.functional.huber_loss(reg, target)
+    assert torch.allclose(got, want)
+
+
+def test_regression_losses():
+    out, y = torch.tensor([0.0, 3.0]), torch.tensor([1.0, 0.0])
+    assert float(build_loss(LossSpec(type="mae"), "regression")(out, y)) == 2.0
+    assert float(build_loss(LossSpec(), "regression")(out, y)) == 5.0
+    assert float(build_loss(LossSpec(type="huber", delta=1.0), "regression")(out, y)) == (0.5 + 2.5) / 2
+
+
+def test_accumulated_gradients_equal_one_big_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    big = torch.nn.Linear(4, 2)
+    small = torch.nn.Linear(4, 2)
+    small.load_state_dict(big.state_dict())
+    torch.nn.functional.cross_entropy(big(x), y).backward()
+    steps = []
+    for i, (chunk, last) in enumerate(with_last(range(4))):
+        xb, yb = x[2 * chunk : 2 * chunk + 2], y[2 * chunk : 2 * chunk + 2]
+        with sync_context(small, is_step(i, last, 4)):
+            (torch.nn.functional.cross_entropy(small(xb), yb) / 4).backward()
+        steps.append(is_step(i, last, 4))
+    assert steps == [False, False, False, True]
+    assert torch.allclose(big.weight.grad, small.weight.grad, atol=1e-6)
+    assert [is_step(i, i == 4, 2) for i in range(5)] == [False, True, False, True, True]
+    assert optimizer_steps(5, 2) == 3

@@ -63,7 +63,7 @@ def test_unknown_model_suggests_close_name_and_lists_all():
     from raydl.models import MODELS
 
     assert f"available: {', '.join(MODELS.names())} (or 'module:function'" in line
-    assert {"cnn", "mlp"} <= set(MODELS.names())
+    assert {"bert", "cnn", "gpt2", "gru", "lstm", "mlp", "resnet", "vae", "vit"} <= set(MODELS.names())
 
 
 def test_literal_lists_allowed_values():

@@ -1,0 +1,71 @@
+"""What a training step minimises, by kind of model and task.
+
+- supervised (classification, regression): ``loss_fn(model(x), y)``;
+- ``language_modeling``: next-token cross-entropy of a causal LM's logits ``(B, T, V)``
+  against ``x`` shifted by one, padding ignored; its metric is perplexity = exp(loss);
+- a model with its own ``objective(x, out)`` (the VAE): that, whatever the task.
+
+:func:`forward_loss` returns the output to score (``None`` when there is no label to
+score against) and the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP keeps the user's model in .module
+
+
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """Mean cross-entropy of ``logits[:, t]`` predicting ``tokens[:, t + 1]``."""
+    pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()  # (B·(T-1), V)
+    target = tokens[:, 1:].reshape(-1).long()  # (B·(T-1),)
+    return F.cross_entropy(pred, target, ignore_index=-100 if pad_id is None else pad_id)
+
+
+def forward_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: Callable, task: str
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """One forward pass: ``(output to score or None, loss)``."""
+    inner = _unwrap(model)
+    out = model(x)
+    if hasattr(inner, "objective"):  # generative model with its own loss (VAE)
+        return None, inner.objective(x, out)
+    if task == "language_modeling":
+        return None, next_token_loss(out, x, getattr(inner, "pad_id", None))
+    if task == "regression":
+        out = out.squeeze(-1)  # (B, 1) → (B,)
+    return out, loss_fn(out.float(), y)
+
+
+def extra_metrics(prefix: str, mean_loss: float, task: str) -> dict[str, float]:
+    """Metrics derived from the mean loss: perplexity for language modeling."""
+    if task == "language_modeling":
+        return {f"{prefix}_perplexity": math.exp(min(mean_loss, 700.0))}
+    return {}
+
+
+def has_own_objective(model: nn.Module) -> bool:
+    """A model trained on its own objective (the VAE): no labels to score on test."""
+    return hasattr(_unwrap(model), "objective")
+
+
+@torch.no_grad()
+def test_objective(model: nn.Module, dataset, batch_size: int = 1024) -> dict[str, float]:
+    """The mean objective over a test dataset of ``{"x", ...}`` rows (for a VAE: the
+    negative ELBO per example), as ``test_loss`` with the row count ``n``."""
+    model.eval()
+    inner = _unwrap(model)
+    total, rows = 0.0, 0
+    for batch in dataset.iter_torch_batches(batch_size=batch_size):
+        x = batch["x"]
+        total += float(inner.objective(x, model(x))) * len(x)
+        rows += len(x)
+    return {"test_loss": total / max(rows, 1), "n": rows}
