@@ -158,8 +158,10 @@ def _train_and_evaluate(
         metrics = evaluate_model(
             load_model_dir(best_checkpoint), prepared.datasets["test"], pre, spec.evaluate.metrics, details
         )
-        run_dir.write_json(run_dir.path / "errors.json", details["errors"])
-        _save_predictions(run_dir, details["predictions"])
+        if "errors" in details:  # a VAE or language model scores no predictions
+            run_dir.write_json(run_dir.path / "errors.json", details["errors"])
+        if "predictions" in details:
+            _save_predictions(run_dir, details["predictions"])
         metrics["best_epoch"] = best_metrics.get("epoch")
         metrics["epochs_run"] = epochs_run
         if spec.evaluate.cross_validation is not None:

@@ -15,13 +15,17 @@ from raydl.spec import load_spec
 pytestmark = pytest.mark.integration
 
 
+# 3 epochs reached 0.80 on this subset; not yet shown to reach 0.90 here: `make test-slow`
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_frozen_minilm_head_reaches_90_percent_and_encoder_is_untouched(ray_cluster, tmp_path, repo_root):
     spec = load_spec(
         f"{repo_root}/jobs/bbc_news_minilm.yaml",
         [
             "data.source.limit=300",  # 60 articles per topic (the builtin interleaves topics)
             "data.text.max_length=64",
-            "train.epochs=3",
+            "train.epochs=4",
+            "train.batch_size=8",  # more head steps per (costly) encoder pass
             "train.workers=1",
             "train.cpus_per_worker=1",
         ],
