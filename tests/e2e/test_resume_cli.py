@@ -51,7 +51,10 @@ def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     resumed = rows[len(before) :]
     start = resumed[0]["resumed_from_epoch"]
-    assert 2 <= start <= max(before) and [r["epoch"] for r in resumed] == list(range(start + 1, 6))
+    # Ctrl-C lands while the epoch just printed may still be on its way to Ray Train's
+    # controller (its abort does not wait for it), so the latest *recorded* checkpoint is
+    # that epoch or the one before; either way not a restart from scratch.
+    assert 1 <= start <= max(before) and [r["epoch"] for r in resumed] == list(range(start + 1, 6))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_run"] == 5 and metrics["accuracy"] > 0.9
 
