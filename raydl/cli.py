@@ -204,7 +204,9 @@ def submit(
         state = jobs.follow(address, job_id, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
     if state != "SUCCEEDED":
         state, message = jobs.outcome(address, job_id)
-        raise jobs.JobFailed(f"job {job_id} {state}: {message.strip() or 'see raydl logs ' + job_id}")
+        # the job's logs were streamed above; Ray's message repeats them after its first line
+        summary = message.strip().splitlines()[0].split(", last available logs")[0] if message.strip() else ""
+        raise jobs.JobFailed(f"job {job_id} {state}: {summary or 'see raydl logs ' + job_id}")
     err_console.print(f"job {job_id} SUCCEEDED", highlight=False)
 
 

@@ -59,7 +59,15 @@ def _use_token_auth_if_available() -> None:
         )
     except ImportError:  # a Ray without token auth
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    # Ray logs a warning that token auth is on; a user who asked for nothing should not
+    # see it on every command (it also broke `raydl submit`'s one-line errors)
+    quiet = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ entrypoint is ``raydl run`` on the uploaded spec, so the cluster's Python needs 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -23,6 +22,8 @@ from raydl.spec import JobSpec
 
 EXCLUDES = [".venv", ".git", "runs", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".mypy_cache"]
 SPEC_NAME = ".raydl-job.yaml"  # written into the uploaded working_dir
+NO_AGENT = "No available agent to submit job"  # Ray's job API, while the head's agent starts
+AGENT_WAIT_S = 180
 
 
 class JobFailed(RaydlError):
@@ -32,20 +33,12 @@ class JobFailed(RaydlError):
 def use_token_auth() -> None:
     """Ray 2.60 clusters from ``ray start`` demand a token on the job API, but the SDK only
     sends one in token mode: a user's first submit would fail with "Missing authentication
-    token". Use token mode when a token is at hand (~/.ray/auth_token, RAY_AUTH_TOKEN[_PATH])."""
+    token". Use token mode when a token is at hand (~/.ray/auth_token, RAY_AUTH_TOKEN[_PATH])
+    and RAY_AUTH_MODE is unset. Ray's helper sets the variable *and* refreshes Ray's cached
+    config; setting the variable alone is not seen once that config was read."""
     from raydl.runtime import _use_token_auth_if_available
 
-    if "RAY_AUTH_MODE" not in os.environ and _token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"
     _use_token_auth_if_available()
-
-
-def _token_available() -> bool:
-    return bool(
-        os.environ.get("RAY_AUTH_TOKEN")
-        or os.environ.get("RAY_AUTH_TOKEN_PATH")
-        or (Path.home() / ".ray" / "auth_token").is_file()
-    )
 
 
 def client(address: str) -> Any:
@@ -61,6 +54,12 @@ def client(address: str) -> Any:
         return JobSubmissionClient(address)
     except Exception as e:  # the SDK raises ConnectionError/RuntimeError/auth errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "authentication" in first.lower():
+            raise RaydlError(
+                f"--address: the Ray cluster at {address} requires an auth token ({first}); copy "
+                "the head's ~/.ray/auth_token to this machine or set RAY_AUTH_TOKEN "
+                "(`ray get-auth-token` on the head prints it)"
+            ) from None
         raise RaydlError(
             f"--address: cannot reach the Ray job API at {address} ({first}); is the head running "
             "and its dashboard port (8265) reachable?"
@@ -105,14 +104,20 @@ def submit(
     jobs = client(address)
     entrypoint = f"raydl run {SPEC_NAME}" + (" --verbose" if verbose else "")
     with staged_working_dir(working_dir, spec) as staged:
-        try:
-            return jobs.submit_job(
-                entrypoint=entrypoint,
-                runtime_env=runtime_env(staged, requirements),
-                metadata={"raydl_job": spec.name},
-            )
-        except Exception as e:
-            raise RaydlError(f"submit: the cluster refused the job ({_first_line(e)})") from None
+        env = runtime_env(staged, requirements)
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                return jobs.submit_job(
+                    entrypoint=entrypoint, runtime_env=env, metadata={"raydl_job": spec.name}
+                )
+            except Exception as e:
+                # A head that has just started answers before its job agent is up, and Ray's
+                # job API waits only 10 s for it: wait longer for a young cluster.
+                if NO_AGENT in str(e) and time.monotonic() < deadline:
+                    time.sleep(5)
+                    continue
+                raise RaydlError(f"submit: the cluster refused the job ({_first_line(e)})") from None
 
 
 def _first_line(e: Exception) -> str:
