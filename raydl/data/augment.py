@@ -207,6 +207,12 @@ def build_augment(
         if step.type in TEXT_AUGMENTS:
             built.append(_text_step(step, int(data_info.get("pad_id", 0))))
         elif step.type == "mixup":
+            if data_info.get("id_cardinalities"):
+                raise RaydlError(
+                    f"data.augment[{i}]: mixup would blend the integer ids of the categorical "
+                    "columns encoded for an embedding; use categorical: ordinal, a larger "
+                    "max_onehot, or no mixup"
+                )
             built.append(_mixup(step.alpha))
         elif step.type == "cutmix":
             built.append(_cutmix(step.alpha, step.p))

@@ -76,14 +76,17 @@ def resample(
 
 
 def smote(
-    train: ray.data.Dataset, seed: int, k_neighbors: int = 5
+    train: ray.data.Dataset, seed: int, k_neighbors: int = 5, id_columns: int = 0
 ) -> tuple[ray.data.Dataset, dict[str, int], dict[str, int]]:
-    """SMOTE on preprocessed train rows ``{"x", "y"}`` (features gathered in memory).
+    """SMOTE on preprocessed train rows ``{"x", "y"}`` (features gathered in memory). The
+    last ``id_columns`` columns of ``x`` are categorical ids (for an embedding): they are
+    resampled as categories (SMOTE-NC, or SMOTE-N when every column is one), never
+    interpolated.
 
     Raises:
         DataError: a class has too few rows for the neighbours SMOTE needs.
     """
-    from imblearn.over_sampling import SMOTE
+    from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC
 
     batches = list(train.iter_batches(batch_format="numpy", batch_size=None))
     x = np.concatenate([b["x"] for b in batches])
@@ -92,8 +95,17 @@ def smote(
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
         raise DataError(f"data.balance: smote needs 2 or more train rows of every class, got {counts.min()}")
-    sampler = SMOTE(random_state=seed, k_neighbors=min(k_neighbors, int(counts.min()) - 1))
-    xr, yr = sampler.fit_resample(x.reshape(len(x), -1), y)
+    k = min(k_neighbors, int(counts.min()) - 1)
+    flat = x.reshape(len(x), -1)
+    width = flat.shape[1]
+    if id_columns == 0:
+        sampler = SMOTE(random_state=seed, k_neighbors=k)
+    elif id_columns == width:
+        sampler = SMOTEN(random_state=seed, k_neighbors=k)
+    else:
+        ids = list(range(width - id_columns, width))
+        sampler = SMOTENC(categorical_features=ids, random_state=seed, k_neighbors=k)
+    xr, yr = sampler.fit_resample(flat, y)
     before = {str(c): int(n) for c, n in zip(classes, counts)}
     after = {str(c): int(n) for c, n in zip(*np.unique(yr, return_counts=True))}
     out = dataset_from_arrays(

@@ -130,7 +130,7 @@ def _balance(
     if how == "smote":
         if pre.feature_columns is None:
             raise DataError("data.balance: smote works on table features; use oversample or class_weights")
-        train, before, after = smote(train, spec.seed)
+        train, before, after = smote(train, spec.seed, id_columns=len(pre.id_columns))
         return train, {"before": before, "after": after}
     if how == "class_weights":
         if before is None:

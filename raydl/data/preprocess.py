@@ -38,9 +38,11 @@ class Preprocessor:
         categorical_columns: the feature columns encoded from their values (a subset of
             ``feature_columns``); ``categories[c]`` lists column c's known values.
         onehot: the categorical columns one-hot encoded into ``x``; the others become
-            integer ids: a column of ``x`` (ordinal), or the ``ids`` output (for an
-            embedding: one-hot with many categories). Unknown values get id 0 (one-hot:
-            all zeros), the known ones 1..n.
+            integer ids: a column of ``x`` (ordinal), or — for an embedding, when one-hot
+            would be too wide — the last columns of ``x``, after any PCA, one per column of
+            ``id_columns`` (``data_info["id_cardinalities"]`` tells a model how many ids
+            each has; the ``mlp`` embeds them). Unknown values get id 0 (one-hot: all
+            zeros), the known ones 1..n.
         pca_mean, pca_components: an optional PCA of the encoded features, (k, d).
         classes: the label values; a class id is its index here (classification).
         target_center, target_scale: the regression target's scaling.
@@ -107,6 +109,9 @@ class Preprocessor:
             if self.pca_components:
                 components = np.asarray(self.pca_components, np.float32)  # (k, d)
                 x = (x - np.asarray(self.pca_mean, np.float32)) @ components.T
+            if self.id_columns:  # ids for an embedding: exact in float32 below 2**24
+                ids = [self.category_ids(c, batch[c]).astype(np.float32) for c in self.id_columns]
+                x = np.concatenate([x, np.stack(ids, axis=1)], axis=1)
             return x.reshape((len(x), *self.input_shape))
         if self.scaling != "none":
             x = (x - center) / scale
@@ -153,10 +158,7 @@ class Preprocessor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}``."""
-        out = {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
-        if self.id_columns:  # (B, n_id_columns) int64, for an embedding
-            out["ids"] = np.stack([self.category_ids(c, batch[c]) for c in self.id_columns], axis=1)
-        return out
+        return {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
 
     @property
     def num_outputs(self) -> int:
@@ -224,7 +226,8 @@ def _pca(x: np.ndarray) -> dict[str, np.ndarray]:
 
 def _encoded(batch: dict[str, np.ndarray], pre: Preprocessor) -> dict[str, np.ndarray]:
     x = pre.features(batch).astype(np.float64)
-    return _pca(x.reshape(len(x), -1))
+    x = x.reshape(len(x), -1)
+    return _pca(x[:, : x.shape[1] - len(pre.id_columns)])  # embedding ids are not projected
 
 
 def fit_table(
@@ -275,9 +278,10 @@ def fit_table(
     ordinal_in_x = encoding == "ordinal"
     width = len(numeric) + sum(len(categories[c]) for c in onehot)
     width += len(categorical) - len(onehot) if ordinal_in_x else 0
-    shape = [width]
+    ids = [] if ordinal_in_x else [c for c in categorical if c not in onehot]
+    shape = [width + len(ids)]
     if image_shape:
-        if int(np.prod(image_shape)) != width or pca:
+        if int(np.prod(image_shape)) != width or pca or ids:
             raise DataError(
                 f"data.image.shape: {image_shape} holds {int(np.prod(image_shape))} values, "
                 f"but there are {width} features{' before PCA' if pca else ''}"
@@ -298,6 +302,7 @@ def fit_table(
         categories=categories,
         onehot=onehot,
         ordinal_in_x=ordinal_in_x,
+        data_info={"id_cardinalities": [len(categories[c]) + 1 for c in ids]} if ids else {},
     )
     if pca:
         if pca > width:
@@ -310,7 +315,7 @@ def fit_table(
         values, vectors = np.linalg.eigh(cov)  # ascending
         top = vectors[:, np.argsort(values)[::-1][:pca]].T  # (k, d)
         top *= np.where(top[np.arange(pca), np.abs(top).argmax(1)] < 0, -1.0, 1.0)[:, None]  # fixed signs
-        pre.pca_mean, pre.pca_components, pre.input_shape = mean.tolist(), top.tolist(), [pca]
+        pre.pca_mean, pre.pca_components, pre.input_shape = mean.tolist(), top.tolist(), [pca + len(ids)]
     return pre
 
 
