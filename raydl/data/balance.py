@@ -47,7 +47,14 @@ def _resample(
         here = y == c
         reps[here] = q + (u[here] < cut)
     idx = np.repeat(np.arange(len(y)), reps)
-    return {k: v[idx] for k, v in batch.items()}
+    out = {k: v[idx] for k, v in batch.items()}
+    # copy j of a row gets its own hash (j = 0 keeps the row's), so that a seeded train
+    # order spreads the copies instead of leaving them side by side in one batch
+    copy = np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps)
+    with np.errstate(over="ignore"):
+        spread = copy.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    out[HASH_COLUMN] = (out[HASH_COLUMN].view(np.uint64) ^ spread).view(np.int64)
+    return out
 
 
 def resample(
@@ -108,6 +115,9 @@ def smote(
     xr, yr = sampler.fit_resample(flat, y)
     before = {str(c): int(n) for c, n in zip(classes, counts)}
     after = {str(c): int(n) for c, n in zip(*np.unique(yr, return_counts=True))}
+    # imbalanced-learn appends the synthetic rows class by class: put them in a seeded order
+    order = np.random.default_rng(seed).permutation(len(xr))
+    xr, yr = xr[order], yr[order]
     out = dataset_from_arrays(
         {"x": xr.reshape((len(xr), *shape)).astype(np.float32), "y": yr.astype(y.dtype)}
     )

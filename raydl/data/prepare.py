@@ -20,7 +20,7 @@ from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean, column_stats, numeric_looking
 from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
 from raydl.data.sources import read_source
-from raydl.data.split import SPLITS, SplitRule, plan_splits, take_fold, take_split
+from raydl.data.split import SPLITS, SplitRule, plan_splits, seeded_order, take_fold, take_split
 from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
@@ -117,16 +117,30 @@ def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> li
 
 
 def _balance(
-    spec: JobSpec, train_raw: ray.data.Dataset, pre: Preprocessor, before: dict[str, int] | None
+    spec: JobSpec,
+    train_raw: ray.data.Dataset,
+    pre: Preprocessor,
+    before: dict[str, int] | None,
+    cached: bool,
 ) -> tuple[ray.data.Dataset, dict[str, Any]]:
     """The preprocessed train split, balanced as the spec says, and the class counts
     before and after (class weights change no rows: they go into ``pre``; ``before``
-    gives the train class counts they need, else they are counted here)."""
+    gives the train class counts they need, else they are counted here).
+
+    The workers' local shuffle buffer mixes only a few batches, so a train split that is
+    cached is first put in a seeded random order (one sort, paid once); an uncached one
+    would pay it every epoch, so its blocks are only visited in a random order."""
+
+    def ordered(rows: ray.data.Dataset) -> ray.data.Dataset:
+        if cached:
+            return seeded_order(rows, spec.seed)
+        return rows.randomize_block_order(seed=spec.seed)
+
     how = spec.data.balance
     if how in ("oversample", "undersample"):
         rows, before, after = resample(train_raw, how, spec.data.label, spec.seed)
-        return rows.map_batches(pre, batch_format="numpy"), {"before": before, "after": after}
-    train = train_raw.map_batches(pre, batch_format="numpy")
+        return ordered(rows).map_batches(pre, batch_format="numpy"), {"before": before, "after": after}
+    train = ordered(train_raw).map_batches(pre, batch_format="numpy")
     if how == "smote":
         if pre.feature_columns is None:
             raise DataError("data.balance: smote works on table features; use oversample or class_weights")
@@ -224,15 +238,15 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         for name in SPLITS
     }
     class_counts = counts["class_counts"]
+    cached = _should_cache(data.cache, counts["rows"], preprocessor.input_shape)
     datasets["train"], balanced = _balance(
-        spec, train_raw, preprocessor, class_counts["train"] if class_counts else None
+        spec, train_raw, preprocessor, class_counts["train"] if class_counts else None, "train" in cached
     )
     # the train split's raw feature statistics: the report's, and the drift reference
     feature_stats = {
         c: st.describe()
         for c, st in column_stats(train_raw, [c for c in numeric if c in (feature_columns or [])]).items()
     }
-    cached = _should_cache(data.cache, counts["rows"], preprocessor.input_shape)
     for name in cached:
         datasets[name] = datasets[name].materialize()
     report = {

@@ -276,6 +276,26 @@ def _keep_split(
     return {k: v[mask] for k, v in batch.items() if keep_hash or k != HASH_COLUMN}
 
 
+ORDER_COLUMN = "__raydl_order"
+
+
+def _order_key(batch: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    batch[ORDER_COLUMN] = _uniform(batch[HASH_COLUMN].view(np.uint64), seed + 7919)
+    return batch
+
+
+def seeded_order(rows: ray.data.Dataset, seed: int) -> ray.data.Dataset:
+    """``rows`` (with the hash column) in a pseudo-random order that depends only on each
+    row's content and the seed — not on file order or block layout — so a sorted source
+    (a folder per class, a CSV sorted by label) does not reach training class by class,
+    and the same data and seed give the same order. One distributed sort."""
+    return (
+        rows.map_batches(partial(_order_key, seed=seed), batch_format="numpy")
+        .sort(ORDER_COLUMN)
+        .drop_columns([ORDER_COLUMN])
+    )
+
+
 def take_split(
     hashed: ray.data.Dataset, rule: SplitRule, name: str, keep_hash: bool = False
 ) -> ray.data.Dataset:

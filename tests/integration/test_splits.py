@@ -117,3 +117,23 @@ def test_split_column_and_k_are_required():
     assert "data.split.column: the time split needs the column it goes by" in str(e.value)
     with pytest.raises(SpecError, match="data.split.k: kfold needs"):
         spec_for("x.csv", {"method": "kfold"})
+
+
+def test_a_label_sorted_source_reaches_training_shuffled(ray_cluster, tmp_path):
+    """A CSV sorted by label (as a folder-per-class image source is): the cached train
+    split is shuffled once, so a batch is not one class; the same seed, the same order."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=900), "label": np.repeat([0, 1, 2], 300)})
+    path = tmp_path / "sorted.csv"
+    frame.to_csv(path, index=False)
+    spec = validate_spec(
+        {
+            "name": "sorted",
+            "data": {"source": {"type": "csv", "path": str(path)}, "label": "label", "cache": "always"},
+            "model": {"arch": "mlp"},
+        }
+    )
+    first = prepare_data(spec).datasets["train"].take_batch(64)["y"]
+    assert len(set(first.tolist())) == 3, first
+    again = prepare_data(spec).datasets["train"].take_batch(64)["y"]
+    np.testing.assert_array_equal(first, again)
