@@ -152,7 +152,10 @@ class Preprocessor:
         return y * self.target_scale + self.target_center
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}``."""
+        """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}`` (a language model's
+        rows: ``{"x"}``, the token ids are their own target)."""
+        if self.task == "language_modeling":
+            return {"x": self.features(batch)}
         out = {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
         if self.id_columns:  # (B, n_id_columns) int64, for an embedding
             out["ids"] = np.stack([self.category_ids(c, batch[c]) for c in self.id_columns], axis=1)
