@@ -29,11 +29,12 @@ def check_spec(spec: JobSpec) -> list[str]:
     if data.source.type == "builtin":
         builtin = BUILTINS.get(data.source.name)()
         name = data.source.name
-        if data.label != builtin.label:
+        lm_on_text = data.task == "language_modeling" and name in TEXT_BUILTINS  # texts, no labels
+        if data.label != builtin.label and not lm_on_text:
             problems.append(
                 f"data.label: the builtin {name!r} has label column {builtin.label!r}, got {data.label!r}"
             )
-        if data.task != builtin.task:
+        if data.task != builtin.task and not lm_on_text:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
         if name in TEXT_BUILTINS and data.text is None:
             problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
@@ -47,6 +48,8 @@ def check_spec(spec: JobSpec) -> list[str]:
             )
         if data.image is not None:
             problems.append("data.image: a text job has no image shape; remove data.image or data.text")
+    if data.task == "language_modeling":
+        problems += _check_language_modeling(spec)
     problems += check_params(spec.model.arch, spec.model.params)
     problems += _check_augment(spec)
 
@@ -115,8 +118,6 @@ def check_spec(spec: JobSpec) -> list[str]:
 # these are reported together with the schema's own problems, before Ray starts.
 _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("data.task", lambda v: v == "language_modeling"),
-    ("train.grad_accumulation", lambda v: isinstance(v, int) and v > 1),
     ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
@@ -146,6 +147,27 @@ def check_unimplemented(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _check_language_modeling(spec: JobSpec) -> list[str]:
+    """A language model learns from token ids alone: it needs a text column, and there is
+    no label to stratify the split on or to balance."""
+    data, problems = spec.data, []
+    if data.text is None:
+        problems.append(
+            "data.text: language_modeling trains on token ids; set data.text (e.g. {column: text})"
+        )
+    if data.split.method in ("stratified", "kfold"):
+        problems.append(
+            f"data.split.method: {data.split.method!r} stratifies on a label; a language model has none "
+            "(use random, time or group)"
+        )
+    if spec.evaluate.cross_validation is not None:
+        problems.append(
+            "evaluate.cross_validation: scores labelled predictions; a language model is "
+            "evaluated by its test perplexity"
+        )
+    return problems
+
+
 def _check_augment(spec: JobSpec) -> list[str]:
     """Augmentations that fit the data: text steps on token ids, image steps on images,
     mixed labels for classification only."""
@@ -167,5 +189,5 @@ def _check_augment(spec: JobSpec) -> list[str]:
 
 
 def metric_mode(metric: str, mode: str | None) -> str:
-    """``mode`` if given, else min for losses and errors, max for scores."""
-    return mode or ("min" if metric.endswith(("loss", "mae", "mse", "rmse")) else "max")
+    """``mode`` if given, else min for losses, errors and perplexity, max for scores."""
+    return mode or ("min" if metric.endswith(("loss", "mae", "mse", "rmse", "perplexity")) else "max")

@@ -460,7 +460,13 @@ class TrainSpec(Section):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     max_failures: int = Field(0, ge=0, description="Worker-group restarts before the run fails.")
     grad_accumulation: int = Field(
-        1, ge=1, description="Micro-batches whose gradients add up before one optimizer step."
+        1,
+        ge=1,
+        description="Micro-batches (of batch_size each) whose gradients are averaged into one "
+        "optimizer step: an effective batch of batch_size x grad_accumulation. DDP all-reduces "
+        "once per step (no_sync on the others); DeepSpeed gets it as gradient_accumulation_steps. "
+        "Clipping, the gradient norm and bad-step checks act once per step; schedules count "
+        "steps; an epoch's last, shorter window is averaged over its own micro-batches.",
     )
 
 

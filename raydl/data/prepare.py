@@ -20,7 +20,7 @@ from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean, column_stats, numeric_looking
 from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
 from raydl.data.sources import read_source
-from raydl.data.split import SPLITS, SplitRule, plan_splits, seeded_order, take_fold, take_split
+from raydl.data.split import HASH_COLUMN, SPLITS, SplitRule, plan_splits, seeded_order, take_fold, take_split
 from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
@@ -171,7 +171,8 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         raise DataError(f"data.source: {data.source.type} source produced no rows")
     arrow = schema.base_schema if isinstance(schema.base_schema, pa.Schema) else None
     names = list(schema.names)
-    if data.label not in names:
+    language_model = data.task == "language_modeling"  # token ids only: no label column
+    if not language_model and data.label not in names:
         raise DataError(f"data.label: no column {data.label!r} in the data; columns: {', '.join(names)}")
 
     feature_columns = None
@@ -194,7 +195,9 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     # cleaning filters, the key scan and every split read it, so the source is read once.
     cleaned = clean(ds, data.clean, numeric, categorical)
     hashed = cleaned.rows
-    rule, counts = plan_splits(hashed, data.split, data.label, spec.seed, data.task)
+    # a language model's rows carry no label: the split reads only their content hash
+    split_label = HASH_COLUMN if language_model else data.label
+    rule, counts = plan_splits(hashed, data.split, split_label, spec.seed, data.task)
     for name, n in counts["rows"].items():
         if n == 0:
             raise DataError(f"data.split: the {name} split is empty; use more data or a larger fraction")

@@ -157,7 +157,10 @@ class Preprocessor:
         return y * self.target_scale + self.target_center
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}``."""
+        """Ray Data ``map_batches`` form: raw rows → ``{"x", "y"}`` (a language model's
+        rows: ``{"x"}``, the token ids are their own target)."""
+        if self.task == "language_modeling":
+            return {"x": self.features(batch)}
         return {"x": self.features(batch), "y": self.encode_target(batch[self.label])}
 
     @property

@@ -44,6 +44,8 @@ def evaluate_model(
     task = preprocessor.task
     if objectives.has_own_objective(model):  # a generative model: its objective on test
         return objectives.test_objective(model, test)
+    if task == "language_modeling":  # next-token loss and perplexity over the test tokens
+        return objectives.test_language_model(model, test)
     y, y_pred, scores = predict(model, test, task)
     if task == "regression":
         y, y_pred = preprocessor.decode_target(y), preprocessor.decode_target(y_pred)

@@ -1,6 +1,13 @@
 """Gradient accumulation: ``train.grad_accumulation`` micro-batches add their gradients
-before one optimizer step. Under DDP the non-final micro-steps run in ``no_sync`` so
-gradients are all-reduced once per optimizer step, not once per micro-batch."""
+before one optimizer step.
+
+The loop reads an epoch as *windows* of up to ``k`` micro-batches; the last window of an
+epoch may be short (``m < k``), so no gradient is carried into the next epoch. Each
+micro-batch's loss is divided by its window's size, so a window's gradient is the mean
+over its micro-batches whether the window is full (``1/k``) or short (``1/m``, i.e. the
+``1/k`` gradient rescaled by ``k/m``). Under DDP the non-final micro-steps run in
+``no_sync`` so gradients are all-reduced once per optimizer step, not once per
+micro-batch."""
 
 from __future__ import annotations
 
@@ -13,23 +20,16 @@ import torch.nn as nn
 T = TypeVar("T")
 
 
-def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
-    """Each item with whether it is the last one (a one-item look-ahead)."""
-    it = iter(items)
-    try:
-        prev = next(it)
-    except StopIteration:
-        return
-    for item in it:
-        yield prev, False
-        prev = item
-    yield prev, True
-
-
-def is_step(index: int, last: bool, every: int) -> bool:
-    """Whether micro-batch ``index`` (0-based) ends an accumulation window; the epoch's
-    last batch always does, so no gradient is carried into the next epoch."""
-    return last or (index + 1) % every == 0
+def windows(items: Iterable[T], every: int) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of ``every`` (the last one may be shorter)."""
+    window: list[T] = []
+    for item in items:
+        window.append(item)
+        if len(window) == every:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 def sync_context(model: nn.Module, step: bool) -> Any:

@@ -58,8 +58,10 @@ def save_weights(
     """The Ray-free part of a checkpoint: weights, model config, and the loop state."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    # safetensors refuses shared storage; contiguous copies are cheap for our sizes
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(d / WEIGHTS))
+    # safetensors refuses shared storage (views, or tied weights such as GPT-2's input
+    # embedding and output head): each tensor is written as its own contiguous copy, and
+    # loading fills a tied parameter twice with the same values
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}, str(d / WEIGHTS))
     (d / CONFIG).write_text(json.dumps(model_config, indent=2))
     if train_state is not None:
         torch.save(dict(train_state), d / TRAIN_STATE)

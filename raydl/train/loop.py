@@ -25,7 +25,7 @@ from raydl.data.augment import build_augment
 from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
-from raydl.train import objectives, optim, transfer
+from raydl.train import accumulation, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
 from raydl.train.strategy import build_strategy
@@ -84,16 +84,26 @@ def _run_epoch(
         local_shuffle_buffer_size=4 * batch_size if train else None,
         local_shuffle_seed=shuffle_seed,
     )
+    # train: windows of grad_accumulation micro-batches, one optimizer step each
+    every = strategy.accumulate if train else 1
+    step = 0  # optimizer steps (windows) so far
     with torch.set_grad_enabled(train):
-        for step, batch in enumerate(batches, start=1):
-            x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,); no y: LM, VAE
-            if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
-                x, y = augment(x, y)
-            with _autocast(precision, device):
-                # out: (B, classes) or (B,) to score; None for a model with its own objective
-                out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
-            if train:
-                norm = strategy.backward(loss)  # the norm before clipping, when clipping
+        for window in accumulation.windows(batches, every):
+            seen = []  # (out, y, loss, rows) per micro-batch, counted once the window is kept
+            for i, batch in enumerate(window):
+                x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,); no y: LM, VAE
+                if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
+                    x, y = augment(x, y)
+                with strategy.micro_step(i == len(window) - 1) if train else nullcontext():
+                    with _autocast(precision, device):
+                        # out: (B, classes) or (B,) to score; None for a model with its own objective
+                        out, loss = objectives.forward_loss(model, x, y, loss_fn, task)
+                    if train:
+                        strategy.backward(loss, len(window))
+                seen.append((None if out is None else out.detach(), y, float(loss.detach()), len(x)))
+            if train:  # the window's boundary: one norm, one bad-step check, one step
+                step += 1
+                norm = strategy.finish_window()  # the norm before clipping, when clipping
                 if norm is None and not strategy.norm_after_step:
                     norm = strategy.grad_norm()
                 if strategy.handles_overflow and norm is not None and not math.isfinite(norm):
@@ -114,20 +124,20 @@ def _run_epoch(
                 if norm is not None:
                     grad_norm_sum += norm
                     steps += 1
-            if observe is not None and out is not None:
-                observe(out, y)
-            n = len(x)
-            rows += n
-            loss_sum += float(loss.detach()) * n
-            scored += n if out is not None else 0  # language model, VAE: nothing to score
-            if out is None:
-                pass
-            elif task == "classification":
-                hits += float((out.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)).sum())
-            else:  # errors in the target's original units
-                err = (out.detach().float() - y) * target_scale
-                abs_err += float(err.abs().sum())
-                sq_err += float((err**2).sum())
+            for out, y, loss_value, n in seen:
+                if observe is not None and out is not None:
+                    observe(out, y)
+                rows += n
+                loss_sum += loss_value * n
+                scored += n if out is not None else 0  # language model, VAE: nothing to score
+                if out is None:
+                    pass
+                elif task == "classification":
+                    hits += float((out.argmax(-1) == (y.argmax(-1) if y.dim() > 1 else y)).sum())
+                else:  # errors in the target's original units
+                    err = (out.float() - y) * target_scale
+                    abs_err += float(err.abs().sum())
+                    sq_err += float((err**2).sum())
     return {
         "loss": loss_sum,
         "hits": hits,
@@ -197,8 +207,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     optimizer = OPTIMIZERS.get(t.optimizer.type)(model.parameters(), t.optimizer)
 
     per_worker_batch = max(1, t.batch_size // world)
-    # streaming_split(equal=True) gives every worker the same number of rows
-    steps_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
+    # streaming_split(equal=True) gives every worker the same number of rows; the
+    # schedule counts optimizer steps: one per window of grad_accumulation micro-batches
+    batches_per_epoch = max(1, math.ceil((config["train_rows"] // world) / per_worker_batch))
+    steps_per_epoch = accumulation.optimizer_steps(batches_per_epoch, t.grad_accumulation)
     scheduler = SCHEDULERS.get(t.scheduler.type)(
         optimizer,
         t.scheduler,

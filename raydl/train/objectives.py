@@ -58,6 +58,27 @@ def has_own_objective(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
+def test_language_model(model: nn.Module, dataset, batch_size: int = 256) -> dict[str, float]:
+    """A causal LM on a test dataset of ``{"x"}`` token-id rows: the mean next-token
+    cross-entropy over every predicted (non-pad) token, ``test_loss``, and its
+    ``perplexity`` = exp(test_loss); ``n`` rows, ``tokens`` predicted."""
+    model.eval()
+    pad_id = getattr(_unwrap(model), "pad_id", None)
+    total, tokens, rows = 0.0, 0, 0
+    for batch in dataset.iter_torch_batches(batch_size=batch_size):
+        x = batch["x"].long()
+        logits = model(x)
+        target = x[:, 1:].reshape(-1)
+        pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+        keep = target != pad_id if pad_id is not None else torch.ones_like(target, dtype=torch.bool)
+        total += float(F.cross_entropy(pred[keep], target[keep], reduction="sum"))
+        tokens += int(keep.sum())
+        rows += len(x)
+    loss = total / max(tokens, 1)
+    return {"test_loss": loss, "perplexity": math.exp(min(loss, 700.0)), "n": rows, "tokens": tokens}
+
+
+@torch.no_grad()
 def test_objective(model: nn.Module, dataset, batch_size: int = 1024) -> dict[str, float]:
     """The mean objective over a test dataset of ``{"x", ...}`` rows (for a VAE: the
     negative ELBO per example), as ``test_loss`` with the row count ``n``."""

@@ -14,13 +14,18 @@ deepspeed  DeepSpeed ZeRO stage 1, 2 or 3 (``train.zero_stage``) over the proces
            communication op (about 30 s, cached afterwards).
 
 Every strategy hands the loop one object with the same few methods, so the loop reads
-the same whatever the strategy.
+the same whatever the strategy. Gradient accumulation (``train.grad_accumulation: k``,
+see :mod:`raydl.train.accumulation`): the loop runs each micro-batch's forward and
+backward inside ``micro_step(boundary)`` with ``backward(loss, window)``, and only at a
+window's boundary reads the gradient norm, checks for a bad step and calls ``step()`` or
+``skip()`` (which also zero the gradients for the next window).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from raydl.errors import RaydlError
 from raydl.spec import TrainSpec
 from raydl.train import checkpoint as ckpt
 from raydl.train import optim
+from raydl.train.accumulation import sync_context
 
 DEEPSPEED_DIR = "deepspeed"  # DeepSpeed's own sharded state, inside a checkpoint
 _TAG = "state"
@@ -77,11 +83,10 @@ class DDPStrategy:
     norm_after_step = False  # the norm is known before the step: a bad step can be skipped
 
     def __init__(self, model: nn.Module, optimizer, scheduler, t: TrainSpec):
-        import ray.train.torch
-
-        self.model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
+        self.model = model  # on its device; DDP-wrapped when there is more than one worker
         self.optimizer, self.scheduler = optimizer, scheduler
         self.grad_clip = t.grad_clip
+        self.accumulate = t.grad_accumulation
         # fp16: scale the loss so small gradients survive; the scale is checkpointed
         self.scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
         self.handles_overflow = self.scaler is not None
@@ -90,14 +95,24 @@ class DDPStrategy:
     def module(self) -> nn.Module:
         return ckpt.unwrap(self.model)
 
-    def backward(self, loss: torch.Tensor) -> float | None:
-        """Backward pass; returns the global gradient norm (before clipping)."""
-        self.optimizer.zero_grad(set_to_none=True)
+    def micro_step(self, boundary: bool):
+        """The context of one micro-batch's forward and backward: DDP skips its gradient
+        all-reduce (``no_sync``) on every micro-step but a window's last."""
+        return sync_context(self.model, boundary)
+
+    def backward(self, loss: torch.Tensor, window: int = 1) -> None:
+        """Add this micro-batch's share (``loss / window``) to the window's gradients."""
+        loss = loss / window
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
+
+    def finish_window(self) -> float | None:
+        """At a window's boundary: unscale (fp16) and clip the summed gradients; returns
+        the global gradient norm before clipping when clipping, else None."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if self.grad_clip:
             return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
         return None
@@ -113,6 +128,7 @@ class DDPStrategy:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)  # the next window starts from nothing
         if optim.steps_per_batch(self.scheduler):  # plateau steps once per epoch, in the loop
             self.scheduler.step()
 
@@ -165,13 +181,26 @@ class DeepSpeedStrategy:
         )
         self.model = self.engine
         self.handles_overflow = t.precision == "fp16"  # DeepSpeed's own loss scaler
+        self.accumulate = t.grad_accumulation  # the config's gradient_accumulation_steps
 
     @property
     def module(self) -> nn.Module:
         return self.engine.module
 
-    def backward(self, loss: torch.Tensor) -> float | None:
-        self.engine.backward(loss)
+    def micro_step(self, boundary: bool):
+        """Tell the engine whether this micro-batch ends a window, before its forward:
+        ZeRO reduces (and the engine steps) on the boundary. Set explicitly every time, so
+        an epoch's short last window ends at the epoch's end and the next epoch's windows
+        start afresh, rather than following the engine's running micro-step count."""
+        self.engine.set_gradient_accumulation_boundary(boundary)
+        return nullcontext()
+
+    def backward(self, loss: torch.Tensor, window: int = 1) -> None:
+        # the engine would divide by gradient_accumulation_steps (k); divide by the
+        # window's own size instead, so a short last window is a mean too
+        self.engine.backward(loss / window, scale_wrt_gas=False)
+
+    def finish_window(self) -> float | None:
         return None  # DeepSpeed clips inside step(); its norm is read by grad_norm()
 
     def grad_norm(self) -> float:
@@ -179,7 +208,8 @@ class DeepSpeedStrategy:
         return float(norm) if norm is not None else math.nan
 
     def step(self) -> None:
-        self.engine.step()  # optimizer step, clipping and the LR schedule
+        # on the boundary: optimizer step, clipping, the LR schedule, gradients zeroed
+        self.engine.step()
 
     def skip(self) -> None:
         # DeepSpeed reduces gradients inside backward; dropping them keeps ranks in step
@@ -217,4 +247,7 @@ def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_s
     """The strategy object the loop drives (see the module docstring)."""
     if t.strategy == "deepspeed":
         return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)
-    return DDPStrategy(model, optimizer, scheduler, t)
+    import ray.train.torch
+
+    # to the worker's device; DDP when there is more than one worker
+    return DDPStrategy(ray.train.torch.prepare_model(model), optimizer, scheduler, t)

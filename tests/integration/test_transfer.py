@@ -1,6 +1,6 @@
 """The frozen-encoder MiniLM fine-tune on (a topic-interleaved subset of) BBC News, on a
-real local Ray: ≥ 90 % test accuracy and the encoder's tensors bit-identical to the
-pretrained file's."""
+real local Ray: ≥ 90 % test accuracy on the held-out test split (334 articles) and the
+encoder's tensors bit-identical to the pretrained file's."""
 
 from pathlib import Path
 
@@ -15,17 +15,20 @@ from raydl.spec import load_spec
 pytestmark = pytest.mark.integration
 
 
-# 3 epochs reached 0.80 on this subset; not yet shown to reach 0.90 here: `make test-slow`
-@pytest.mark.slow
-@pytest.mark.timeout(2400)
+# The frozen encoder's forward pass is the cost: an epoch (1,557 train + 334 val articles
+# at 64 tokens) took 94 s on 2 cores at load average 10; the whole test 249 s (test
+# accuracy 0.946). A 1,000-article subset gave val 0.947 but test only 0.913 (150 articles).
+@pytest.mark.timeout(900)
 def test_frozen_minilm_head_reaches_90_percent_and_encoder_is_untouched(ray_cluster, tmp_path, repo_root):
     spec = load_spec(
         f"{repo_root}/jobs/bbc_news_minilm.yaml",
         [
-            "data.source.limit=300",  # 60 articles per topic (the builtin interleaves topics)
+            # the whole corpus (2,225 articles): 334 held-out test articles; 64 tokens of
+            # a news article carry its topic
             "data.text.max_length=64",
-            "train.epochs=4",
-            "train.batch_size=8",  # more head steps per (costly) encoder pass
+            "train.epochs=2",
+            "train.batch_size=16",  # more head steps per (costly) encoder pass
+            "train.optimizer.lr=3.0e-2",
             "train.workers=1",
             "train.cpus_per_worker=1",
         ],

@@ -1,7 +1,6 @@
 import torch
 
 from raydl.spec import LossSpec, OptimizerSpec, SchedulerSpec
-from raydl.train.accumulation import is_step, optimizer_steps, sync_context, with_last
 from raydl.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS, build_loss, epoch_end, steps_per_batch
 
 
@@ -110,22 +109,3 @@ def test_regression_losses():
     assert float(build_loss(LossSpec(type="mae"), "regression")(out, y)) == 2.0
     assert float(build_loss(LossSpec(), "regression")(out, y)) == 5.0
     assert float(build_loss(LossSpec(type="huber", delta=1.0), "regression")(out, y)) == (0.5 + 2.5) / 2
-
-
-def test_accumulated_gradients_equal_one_big_batch():
-    torch.manual_seed(0)
-    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
-    big = torch.nn.Linear(4, 2)
-    small = torch.nn.Linear(4, 2)
-    small.load_state_dict(big.state_dict())
-    torch.nn.functional.cross_entropy(big(x), y).backward()
-    steps = []
-    for i, (chunk, last) in enumerate(with_last(range(4))):
-        xb, yb = x[2 * chunk : 2 * chunk + 2], y[2 * chunk : 2 * chunk + 2]
-        with sync_context(small, is_step(i, last, 4)):
-            (torch.nn.functional.cross_entropy(small(xb), yb) / 4).backward()
-        steps.append(is_step(i, last, 4))
-    assert steps == [False, False, False, True]
-    assert torch.allclose(big.weight.grad, small.weight.grad, atol=1e-6)
-    assert [is_step(i, i == 4, 2) for i in range(5)] == [False, True, False, True, True]
-    assert optimizer_steps(5, 2) == 3

@@ -100,6 +100,20 @@ def test_cross_section_rules():
     assert any(p.startswith("train.precision: fp16 needs a GPU") for p in found)
 
 
+def test_language_modeling_needs_text_and_an_unstratified_split():
+    raw = apply_overrides(with_("data.task", "language_modeling"), ["data.source.name=bbc_news"])
+    found = problems(raw)
+    assert "data.text: language_modeling trains on token ids; set data.text (e.g. {column: text})" in found
+    assert any(p.startswith("data.split.method: 'stratified' stratifies on a label") for p in found)
+    # a text builtin serves its texts to a language model: no label or task mismatch
+    assert not any(p.startswith(("data.label", "data.task")) for p in found)
+    ok = apply_overrides(raw, ["data.text={column: text}", "data.split.method=random", "model.arch=gpt2"])
+    assert validate_spec(ok).data.task == "language_modeling"
+    cv = apply_overrides(ok, ["evaluate.cross_validation={k: 3}"])
+    (line,) = problems(cv)
+    assert line.startswith("evaluate.cross_validation: scores labelled predictions")
+
+
 def test_model_params_checked_against_builder():
     (line,) = problems(with_("model.params", {"hiden": [8]}))
     assert line.startswith("model.params.hiden: unknown parameter of model 'mlp'; did you mean 'hidden'?")

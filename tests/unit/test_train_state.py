@@ -68,3 +68,19 @@ def test_bad_step_reasons():
     assert bad_step_reason(1.0, None) is None and bad_step_reason(None, 1.0) is None
     assert "nan" in bad_step_reason(float("nan"), None)
     assert "exceeds train.grad_norm_limit 2" in bad_step_reason(3.0, 2.0)
+
+
+def test_tied_weights_save_and_reload(tmp_path):
+    # GPT-2 ties its output head to its input embedding: safetensors refuses shared
+    # storage, so each is written as its own copy; the reloaded model is tied again
+    from raydl.models import build_model
+
+    info = {"vocab_size": 50, "pad_id": 0, "max_length": 16}
+    params = {"dim": 16, "layers": 1, "heads": 2}
+    model = build_model("gpt2", (16,), 1, params, info).eval()
+    config = {"arch": "gpt2", "params": params, "input_shape": [16], "num_outputs": 1, "data_info": info}
+    ckpt.save_weights(tmp_path, model.state_dict(), config)
+    back = ckpt.load_model_dir(tmp_path)
+    x = torch.randint(1, 50, (2, 16))
+    assert torch.equal(model(x), back(x))
+    assert back.model.lm_head.weight.data_ptr() == back.model.transformer.wte.weight.data_ptr()
