@@ -190,7 +190,13 @@ def main() -> None:
     path = RESULTS / f"data_pipeline_{args.images}x{args.side}_{args.shards}"
     if not path.exists():
         make_images(path, args.images, args.side, args.shards)
-    ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        object_store_memory=512 * 1024**2,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

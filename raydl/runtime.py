@@ -99,6 +99,9 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
                 ) from e
         else:
             ray.init(
+                # a new local Ray even when a `ray start` cluster runs on this machine (with
+                # no address, ray.init would join it, and refuse num_cpus)
+                address="local",
                 num_cpus=spec.cluster.num_cpus or default_num_cpus(),
                 object_store_memory=env.object_store_bytes(),
                 include_dashboard=False,
