@@ -40,7 +40,7 @@ run: setup  ## run the main example job (Fashion-MNIST CNN, 2 workers, embedded 
 test: setup  ## the whole test suite: unit, integration (real local Ray), e2e (the CLI)
 	$(BIN)/pytest -q -rs -m "not slow"
 
-test-slow: setup  ## the long tests kept out of `make test`: the 16-trial search on digits
+test-slow: setup  ## the long tests kept out of `make test` (MiniLM fine-tune, cluster submit)
 	$(BIN)/pytest -q -rs -m slow
 
 test-unit: setup  ## only the fast tests without Ray

@@ -76,10 +76,11 @@ class DDPStrategy:
     name = "ddp"
     norm_after_step = False  # the norm is known before the step: a bad step can be skipped
 
-    def __init__(self, model: nn.Module, optimizer, scheduler, t: TrainSpec):
+    def __init__(self, model: nn.Module, optimizer, scheduler, t: TrainSpec, prepare=None):
         import ray.train.torch
 
-        self.model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
+        # to device; DDP when world > 1 (a one-worker search trial: to its device)
+        self.model = (prepare or ray.train.torch.prepare_model)(model)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.grad_clip = t.grad_clip
         # fp16: scale the loss so small gradients survive; the scale is checkpointed
@@ -213,8 +214,8 @@ class DeepSpeedStrategy:
         return {k: client["raydl"][k] for k in ("epoch", "best", "stale")}
 
 
-def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int):
+def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None):
     """The strategy object the loop drives (see the module docstring)."""
     if t.strategy == "deepspeed":
         return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)
-    return DDPStrategy(model, optimizer, scheduler, t)
+    return DDPStrategy(model, optimizer, scheduler, t, prepare)

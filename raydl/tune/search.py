@@ -1,9 +1,13 @@
 """Hyperparameter search: the spec's ``tune:`` section → a Ray Tune ``Tuner``.
 
-Each trial is the job's own training run — a TorchTrainer with ``train.workers`` Ray
-Train workers — launched from a small function trainable; ``TuneReportCallback`` passes
-every epoch's metrics (and its checkpoint path) to Tune, so schedulers such as ASHA stop
-poor trials between epochs. The space's keys are dotted spec paths, set on each trial's
+Each trial is the job's own training loop (:mod:`raydl.train.loop`). A multi-worker
+trial (or DeepSpeed) is a TorchTrainer with ``train.workers`` Ray Train workers launched
+from a small function trainable; ``TuneReportCallback`` passes every epoch's metrics (and
+its checkpoint path) to Tune. A one-worker trial runs the loop in the Tune trial itself
+(:class:`raydl.train.session.TrialSession`), reporting epochs and checkpoints to Tune,
+with trial processes reused: a Ray Train run per trial cost 30-50 s of start-up against
+about a second per epoch on digits. Either way schedulers such as ASHA stop poor trials
+between epochs. The space's keys are dotted spec paths, set on each trial's
 copy of the spec as ``raydl run`` overrides are.
 """
 
@@ -26,6 +30,7 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError, SpecError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec, TuneSpec, apply_overrides, validate_spec
+from raydl.train.loop import train_loop_per_worker
 
 # kind → (arguments, Tune sampler)
 SPACES: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -89,11 +94,29 @@ def trial_spec(base: dict[str, Any], config: dict[str, Any]) -> JobSpec:
     return JobSpec.model_validate(raw)
 
 
+def in_trial(spec: JobSpec) -> bool:
+    """Whether a trial runs the training loop in its own Tune process (one DDP worker:
+    nothing to distribute) rather than starting a Ray Train run of ``train.workers``."""
+    return spec.train.workers == 1 and spec.train.strategy == "ddp"
+
+
+def trial_resources(spec: JobSpec) -> dict[str, float]:
+    """What one trial holds: its one worker's share, or its TorchTrainer's driver."""
+    if in_trial(spec):
+        return {"CPU": spec.train.cpus_per_worker, **({"GPU": 1} if spec.train.use_gpu else {})}
+    return {"CPU": TRIAL_CPU}
+
+
 def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, storage: str) -> None:
     """One trial: the job's training run with the sampled values."""
-    from raydl.train.trainer import torch_trainer
+    from raydl.train.session import TrialSession
+    from raydl.train.trainer import loop_config, torch_trainer
 
     spec = trial_spec(base, config)
+    if in_trial(spec):
+        datasets = {"train": prepared.datasets["train"], "val": prepared.datasets["val"]}
+        train_loop_per_worker(loop_config(spec, prepared), TrialSession(datasets, spec.train.use_gpu))
+        return
     name = f"train-{tune.get_context().get_trial_id()}"
     trainer = torch_trainer(spec, prepared, storage, name, callbacks=[TuneReportCallback()])
     trainer.fit()
@@ -149,25 +172,31 @@ def concurrent_trials(spec: JobSpec) -> int:
     if spec.tune and spec.tune.max_concurrent_trials:
         return spec.tune.max_concurrent_trials
     cpus = ray.cluster_resources().get("CPU", 1)
-    per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
+    per_trial = trial_resources(spec)["CPU"]
+    if not in_trial(spec):
+        per_trial += spec.train.workers * spec.train.cpus_per_worker
     return max(1, int((cpus - 1) // per_trial))
 
 
-def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tuner:
-    t = spec.tune
-    assert t is not None
-    space = param_space(t)
-    trainable = tune.with_resources(
+def _trainable(spec: JobSpec, prepared: PreparedData, run: RunDir):
+    return tune.with_resources(
         tune.with_parameters(
             _trial,
             base=spec.model_dump(mode="json"),
             prepared=prepared,
             storage=str(run.ray_storage / "trials"),
         ),
-        {"CPU": TRIAL_CPU},
+        trial_resources(spec),
     )
+
+
+def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tuner:
+    t = spec.tune
+    assert t is not None
+    space = param_space(t)
+    c = spec.train.checkpoint
     return tune.Tuner(
-        trainable,
+        _trainable(spec, prepared, run),
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=t.metric,
@@ -176,9 +205,20 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
             scheduler=_scheduler(t, spec.train.epochs),
             num_samples=1 if t.search == "grid" else t.num_samples,
             max_concurrent_trials=concurrent_trials(spec),
+            # one-worker trials: the next trial reuses a finished trial's process (its
+            # torch/Ray imports and fetched datasets), the bulk of a short trial's time
+            reuse_actors=in_trial(spec),
         ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(run.ray_storage), callbacks=_callbacks(spec, run)
+            name="tune",
+            storage_path=str(run.ray_storage),
+            callbacks=_callbacks(spec, run),
+            # one-worker trials report their checkpoints to Tune: keep the best and the latest
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=c.keep + 1,
+                checkpoint_score_attribute=c.metric,
+                checkpoint_score_order=metric_mode(c.metric, c.mode),
+            ),
         ),
     )
 
@@ -217,14 +257,7 @@ def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool 
     assert t is not None
     tune_dir = run.ray_storage / "tune"
     if resume and tune.Tuner.can_restore(str(tune_dir)):
-        base = spec.model_dump(mode="json")
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                _trial, base=base, prepared=prepared, storage=str(run.ray_storage / "trials")
-            ),
-            {"CPU": TRIAL_CPU},
-        )
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(str(tune_dir), _trainable(spec, prepared, run), resume_errored=True)
     else:
         tuner = build_tuner(spec, prepared, run)
     grid = tuner.fit()
@@ -255,7 +288,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
             status = "completed"
         rows.append(
             {
-                "trial": Path(result.path).name.split("_")[0] if result.path else None,
+                "trial": (result.metrics or {}).get("trial_id"),
                 "trial_path": result.path,
                 "status": status,
                 "epochs": epochs,
@@ -263,6 +296,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
                 f"last_{t.metric}": values[-1] if values else None,
                 **{f"config/{k}": v for k, v in (result.config or {}).items()},
                 "_df": df,
+                "_result": result,
             }
         )
     done = [r for r in rows if r[t.metric] is not None]
@@ -274,11 +308,12 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")},
     )
     best_df = best_row.pop("_df")
-    checkpoint = _best_checkpoint(best_df, best_spec)
+    checkpoint = _trial_checkpoint(best_row.pop("_result"), best_df, best_spec)
     keep = [c for c in best_df.columns if c == "epoch" or c == "lr" or c.startswith(("train_", "val_"))]
     best_epochs = [{k: v for k, v in r.items() if v == v} for r in best_df[keep].to_dict("records")]
     for r in rows:
         r.pop("_df", None)
+        r.pop("_result", None)
     rows.sort(key=lambda r: (r[t.metric] is None, -sign * (r[t.metric] or 0)))
 
     import pandas as pd
@@ -300,6 +335,17 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     }
     (out / BEST_JSON).write_text(json.dumps(best, indent=2, default=str) + "\n")
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
+
+
+def _trial_checkpoint(result, df, spec: JobSpec) -> Path:
+    """The trial's best checkpoint: Tune's own (a one-worker trial reports to Tune), or
+    the one its Ray Train run kept."""
+    metric = spec.train.checkpoint.metric
+    sign = 1 if metric_mode(metric, spec.train.checkpoint.mode) == "max" else -1
+    kept = [(c, m) for c, m in result.best_checkpoints or [] if not math.isnan(m.get(metric, math.nan))]
+    if kept:
+        return Path(max(kept, key=lambda cm: sign * cm[1][metric])[0].path)
+    return _best_checkpoint(df, spec)
 
 
 def _best_checkpoint(df, spec: JobSpec) -> Path:
