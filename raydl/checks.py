@@ -117,7 +117,6 @@ _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("data.task", lambda v: v == "language_modeling"),
     ("train.grad_accumulation", lambda v: isinstance(v, int) and v > 1),
-    ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
 ]

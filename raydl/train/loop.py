@@ -220,6 +220,7 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
     if resume is not None:
         with resume.as_directory() as d:
             state = strategy.load(Path(d))
+        session.restored(strategy, t)  # PBT: another trial's state, this trial's values
         resumed_from = state["epoch"]
 
     train_shard = session.dataset("train")

@@ -47,6 +47,9 @@ class TrainSession:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    def restored(self, strategy, t) -> None:
+        """A restart resumes its own run: the checkpoint's optimizer state stands."""
+
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         import ray.train.torch
 
@@ -79,3 +82,27 @@ class TrialSession:
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)
+
+    def restored(self, strategy, t) -> None:
+        """PBT hands an exploited trial the better trial's checkpoint, optimizer state
+        included, and this trial's explored values: the optimizer takes them (learning
+        rate rescaled through the schedule, weight decay). Dropout is read from the spec
+        when the model is built; a value that changes parameter shapes cannot be loaded."""
+        apply_optimizer_values(strategy.optimizer, strategy.scheduler, t.optimizer)
+
+
+def apply_optimizer_values(optimizer, scheduler, spec) -> None:
+    """Set ``spec.lr`` and ``spec.weight_decay`` on a restored optimizer; a schedule keeps
+    its position (the current lr is scaled by new/old base lr)."""
+    base = list(getattr(scheduler, "base_lrs", [])) or [
+        g.get("initial_lr", g["lr"]) for g in optimizer.param_groups
+    ]
+    for i, group in enumerate(optimizer.param_groups):
+        old = base[min(i, len(base) - 1)]
+        group["lr"] = group["lr"] * spec.lr / old if old else spec.lr
+        if "initial_lr" in group:
+            group["initial_lr"] = spec.lr
+        if "weight_decay" in group and hasattr(spec, "weight_decay"):
+            group["weight_decay"] = spec.weight_decay
+    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [spec.lr for _ in scheduler.base_lrs]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,8 +82,20 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
                     f"{where}: a trial with {path}={sample!r} is not a valid spec: {p}" for p in e.lines()
                 ]
                 break
-    if tune_spec.scheduler is not None and tune_spec.scheduler.type == "pbt" and not tune_spec.space:
-        problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+    if tune_spec.scheduler is not None and tune_spec.scheduler.type == "pbt":
+        if not tune_spec.space:
+            problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+        if tune_spec.search in ("optuna", "hyperopt"):
+            problems.append(
+                f"tune.search: pbt samples and mutates the trials itself; use random or grid, "
+                f"not {tune_spec.search}"
+            )
+        train = raw_spec.get("train") or {}
+        if train.get("workers", 1) != 1 or train.get("strategy", "ddp") != "ddp":
+            problems.append(
+                "tune.scheduler: pbt needs one-worker trials (train.workers: 1, train.strategy: ddp): "
+                "they hand their checkpoints to Tune, which PBT copies between trials"
+            )
     return problems
 
 
@@ -151,6 +164,17 @@ def _scheduler(t: TuneSpec, max_epochs: int):
         return tune.schedulers.HyperBandScheduler(
             time_attr="training_iteration", max_t=max_epochs, reduction_factor=s.reduction_factor
         )
+    if s.type == "pbt":
+        # the exploited trial restarts from the better trial's checkpoint with the
+        # explored values (raydl.train.session.TrialSession applies them on restore)
+        return tune.schedulers.PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=s.perturbation_interval,
+            hyperparam_mutations=param_space(t),
+            # every trial pauses at each perturbation point until all got there: a trial
+            # of short epochs cannot finish before its exploit takes effect
+            synch=True,
+        )
     if s.type == "median":
         return tune.schedulers.MedianStoppingRule(time_attr="training_iteration", grace_period=s.grace_period)
     raise RaydlError(f"tune.scheduler.type: {s.type} is not implemented in this version of raydl")
@@ -215,7 +239,9 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
             callbacks=_callbacks(spec, run),
             # one-worker trials report their checkpoints to Tune: keep the best and the latest
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=c.keep + 1,
+                # PBT restores trials from each other's checkpoints: keep them all (with a
+                # limit, a trial deletes the checkpoint another trial now uses)
+                num_to_keep=None if t.scheduler and t.scheduler.type == "pbt" else c.keep + 1,
                 checkpoint_score_attribute=c.metric,
                 checkpoint_score_order=metric_mode(c.metric, c.mode),
             ),
@@ -286,15 +312,18 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
             status = "early stopping"
         else:
             status = "completed"
+        trial_id, config = _trial_facts(result)
         rows.append(
             {
-                "trial": (result.metrics or {}).get("trial_id"),
+                "trial": trial_id,
                 "trial_path": result.path,
                 "status": status,
                 "epochs": epochs,
                 t.metric: best,
                 f"last_{t.metric}": values[-1] if values else None,
-                **{f"config/{k}": v for k, v in (result.config or {}).items()},
+                **{f"config/{k}": v for k, v in config.items()},
+                # PBT: how often the trial took another's checkpoint and new values
+                "exploited": _exploits(run, trial_id),
                 "_df": df,
                 "_result": result,
             }
@@ -335,6 +364,28 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     }
     (out / BEST_JSON).write_text(json.dumps(best, indent=2, default=str) + "\n")
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
+
+
+def _trial_facts(result) -> tuple[str | None, dict[str, Any]]:
+    """The trial's id and the config its last epoch trained with. Not ``result.metrics``
+    and ``result.config`` alone: a PBT exploit decided at a trial's last epoch hands the
+    trial the other trial's last result and new values it never trains with."""
+    trial_id = (result.metrics or {}).get("trial_id")
+    config = dict(result.config or {})
+    if result.path:
+        m = re.match(r"_?\w*?_([0-9a-f]+_\d{5})_", Path(result.path).name)
+        trial_id = m.group(1) if m else trial_id
+        log = Path(result.path) / "result.json"
+        lines = log.read_text().splitlines() if log.is_file() else []
+        if lines:
+            config = json.loads(lines[-1]).get("config", config)
+    return trial_id, config
+
+
+def _exploits(run: RunDir, trial_id: str | None) -> int:
+    """Times PBT replaced this trial's state and values (one line each in its policy log)."""
+    policy = run.ray_storage / "tune" / f"pbt_policy_{trial_id}.txt"
+    return len(policy.read_text().splitlines()) if trial_id and policy.is_file() else 0
 
 
 def _trial_checkpoint(result, df, spec: JobSpec) -> Path:

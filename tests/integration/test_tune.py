@@ -4,6 +4,7 @@ The 16 trials are one-worker trials run in their Tune processes (reused between 
 the sweep W&B test runs two-worker trials, each a TorchTrainer."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,3 +100,47 @@ def test_sweep_tracking_one_offline_wandb_run_per_trial(ray_cluster, tmp_path, r
         assert group.encode() in next(r.glob("*.wandb")).read_bytes()
         config = wandb_config(next(r.glob("*.wandb")))  # offline runs write no config.yaml
         assert "train.optimizer.lr" in config and "model.params.hidden" in config, config
+
+
+@pytest.mark.timeout(600)
+def test_pbt_exploits_a_better_trials_checkpoint_with_new_values(ray_cluster, tmp_path, repo_root):
+    from raydl.data.prepare import prepare_data
+    from raydl.rundir import RunDir
+    from raydl.tune.search import run_search
+
+    space = {
+        "train.optimizer.lr": {"loguniform": [1.0e-4, 3.0e-2]},
+        "model.params.dropout": {"uniform": [0, 0.5]},
+    }
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_tune.yaml",
+        [
+            "train.epochs=3",  # perturbations after epochs 1 and 2
+            "tune.search=random",
+            "tune.num_samples=4",
+            "tune.max_concurrent_trials=4",
+            'tune.scheduler={"type": "pbt", "perturbation_interval": 1}',
+            f"tune.space={json.dumps(space)}",
+        ],
+    )
+    run = RunDir.create(tmp_path, spec.name)
+    result = run_search(spec, prepare_data(spec), run)
+    table = pd.read_csv(run.path / "tune" / "trials.csv")
+    assert len(table) == 4 and (table["epochs"] == 3).all()
+    assert (table["exploited"] > 0).any(), table
+    took_effect = 0
+    for path in table["trial_path"]:
+        start = json.loads((Path(path) / "params.json").read_text())["train.optimizer.lr"]
+        rows = [json.loads(line) for line in (Path(path) / "result.json").read_text().splitlines()]
+        # an exploited trial continued from the other trial's checkpoint (its epoch) with
+        # the explored learning rate, which its optimizer reports
+        moved = [r for r in rows if r.get("resumed_from_epoch", 0) >= 1 and r["lr"] != pytest.approx(start)]
+        for r in moved:
+            assert r["lr"] == pytest.approx(r["config"]["train.optimizer.lr"])
+        took_effect += bool(moved)
+    assert took_effect >= 1
+    # the table's config is what each trial's last epoch trained with
+    for _, row in table.iterrows():
+        last = json.loads((Path(row["trial_path"]) / "result.json").read_text().splitlines()[-1])
+        assert row["config/train.optimizer.lr"] == pytest.approx(last["lr"])
+    assert (result.best_checkpoint / "model.json").is_file()

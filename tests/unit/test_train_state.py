@@ -68,3 +68,21 @@ def test_bad_step_reasons():
     assert bad_step_reason(1.0, None) is None and bad_step_reason(None, 1.0) is None
     assert "nan" in bad_step_reason(float("nan"), None)
     assert "exceeds train.grad_norm_limit 2" in bad_step_reason(3.0, 2.0)
+
+
+def test_pbt_values_reach_a_restored_optimizer_and_keep_the_schedule_position():
+    import pytest
+
+    from raydl.spec import OptimizerSpec
+    from raydl.train.session import apply_optimizer_values
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+    apply_optimizer_values(opt, sched, OptimizerSpec(type="adamw", lr=4e-3, weight_decay=0.01))
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)  # half of the new base, as before
+    assert opt.param_groups[0]["weight_decay"] == 0.01
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)
