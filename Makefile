@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline
 
-.PHONY: setup run test test-slow test-unit lint bench clean
+.PHONY: setup run test test-unit lint bench clean
 
 # torch==2.13.0 (a CPU build) goes in first: an open torch range would pull CUDA builds.
 $(BIN)/raydl: pyproject.toml
@@ -38,10 +38,7 @@ run: setup  ## run the main example job (Fashion-MNIST CNN, 2 workers, embedded 
 	$(BIN)/raydl run jobs/fashion_mnist_cnn.yaml
 
 test: setup  ## the whole test suite: unit, integration (real local Ray), e2e (the CLI)
-	$(BIN)/pytest -q -rs -m "not slow"
-
-test-slow: setup  ## the long tests kept out of `make test`: the 16-trial search on digits
-	$(BIN)/pytest -q -rs -m slow
+	$(BIN)/pytest -q -rs
 
 test-unit: setup  ## only the fast tests without Ray
 	$(BIN)/pytest -q tests/unit

@@ -118,7 +118,6 @@ def check_spec(spec: JobSpec) -> list[str]:
 # these are reported together with the schema's own problems, before Ray starts.
 _ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("tune.scheduler.type", lambda v: v == "pbt"),
     ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
 ]

@@ -489,6 +489,9 @@ class TuneSchedulerSpec(Section):
     type: Literal["asha", "hyperband", "median", "pbt", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(3.0, gt=1)
+    perturbation_interval: int = Field(
+        1, ge=1, description="pbt: epochs between perturbations (exploit the top trials, explore)."
+    )
 
 
 class TuneSpec(Section):

@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
@@ -28,6 +27,7 @@ from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import accumulation, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
+from raydl.train.session import TrainSession
 from raydl.train.strategy import build_strategy
 
 
@@ -178,14 +178,15 @@ def _early_stop(state: dict[str, Any], metrics: dict[str, Any], es: EarlyStoppin
     return bool(state["stale"] >= es.patience)
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
+def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
     """Ray Train entry point. ``config`` holds the resolved spec and the data facts that
-    preprocessing found (input shape, outputs, train rows, target scale)."""
+    preprocessing found (input shape, outputs, train rows, target scale). ``session``:
+    where the loop runs (:mod:`raydl.train.session`); a Ray Train worker by default."""
+    session = session or TrainSession()
     spec = JobSpec.model_validate(config["spec"])
     t, task = spec.train, spec.data.task
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    rank, world = session.rank, session.world
+    device = session.device
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
@@ -218,7 +219,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         steps_per_epoch=steps_per_epoch,
     )
     # DDP (+ GradScaler for fp16) or DeepSpeed ZeRO: wraps the model, steps, checkpoints
-    strategy = build_strategy(model, optimizer, scheduler, t, world)
+    strategy = build_strategy(model, optimizer, scheduler, t, world, prepare=session.prepare_model)
     loss_fn = build_loss(t.loss, task, config.get("class_weights")).to(device)
 
     val_metrics = EpochMetrics(task, spec.evaluate.metrics, config["num_outputs"], config["target_scale"])
@@ -226,15 +227,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # A restarted worker group (a worker died) or `raydl run --resume`: Ray Train hands
     # back the run's latest checkpoint; continue at its epoch with its optimizer,
     # scheduler and scaler state, not from epoch 1.
-    resume = ray.train.get_checkpoint()
+    resume = session.checkpoint()
     resumed_from = None
     if resume is not None:
         with resume.as_directory() as d:
             state = strategy.load(Path(d))
+        session.restored(strategy, t)  # PBT: another trial's state, this trial's values
         resumed_from = state["epoch"]
 
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
+    train_shard = session.dataset("train")
+    val_shard = session.dataset("val")
     common = dict(
         loss_fn=loss_fn,
         task=task,
@@ -264,7 +266,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             **common,
         )
         if sums["stop"]:  # every rank saw the same global gradient norm and stops here
-            ray.train.report({"epoch": epoch + 1, "bad_step": sums["stop"]})
+            session.report({"epoch": epoch + 1, "bad_step": sums["stop"]})
             if rank == 0 and config.get("progress") is not None:
                 config["progress"].put_nowait({"epoch": epoch + 1, "bad_step": sums["stop"]})
             return
@@ -301,10 +303,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # `keep` best by metric plus the latest (what a restart resumes from).
         save_now = stop or epoch + 1 == t.epochs or (epoch + 1) % t.checkpoint.every == 0
         with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if save_now and strategy.save(Path(tmp), rank, config["model_config"], state):
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+            saved = save_now and strategy.save(Path(tmp), rank, config["model_config"], state)
+            session.report(metrics, Path(tmp) if saved else None)
         if rank == 0 and config.get("progress") is not None:
             config["progress"].put_nowait(metrics)
         if stop:

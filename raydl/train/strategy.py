@@ -243,11 +243,12 @@ class DeepSpeedStrategy:
         return {k: client["raydl"][k] for k in ("epoch", "best", "stale")}
 
 
-def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int):
+def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None):
     """The strategy object the loop drives (see the module docstring)."""
     if t.strategy == "deepspeed":
         return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)
     import ray.train.torch
 
-    # to the worker's device; DDP when there is more than one worker
-    return DDPStrategy(ray.train.torch.prepare_model(model), optimizer, scheduler, t)
+    # to the worker's device; DDP when there is more than one worker (a one-worker search
+    # trial passes its own `prepare`: to its device)
+    return DDPStrategy((prepare or ray.train.torch.prepare_model)(model), optimizer, scheduler, t)

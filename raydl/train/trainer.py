@@ -62,6 +62,22 @@ def _user_error(error: BaseException) -> RaydlError | None:
     return None
 
 
+def loop_config(spec: JobSpec, prepared: PreparedData, progress: Queue | None = None) -> dict[str, Any]:
+    """What the training loop is given: the resolved spec and the data facts."""
+    pre = prepared.preprocessor
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "input_shape": pre.input_shape,
+        "num_outputs": pre.num_outputs,
+        "target_scale": pre.target_scale,
+        "train_rows": prepared.report["split"]["rows"]["train"],
+        "model_config": model_config(spec, prepared),
+        # data.balance: class_weights — the loss weighs classes by them
+        "class_weights": getattr(pre, "class_weights", None),
+        "progress": progress,
+    }
+
+
 def torch_trainer(
     spec: JobSpec,
     prepared: PreparedData,
@@ -78,20 +94,9 @@ def torch_trainer(
             f"train.use_gpu: {t.workers} workers need one GPU each; this Ray cluster has {gpus:g}. "
             "Set train.use_gpu: false (CPU: gloo, bf16 or fp32) or join a cluster with GPUs"
         )
-    pre = prepared.preprocessor
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "spec": spec.model_dump(mode="json"),
-            "input_shape": pre.input_shape,
-            "num_outputs": pre.num_outputs,
-            "target_scale": pre.target_scale,
-            "train_rows": prepared.report["split"]["rows"]["train"],
-            "model_config": model_config(spec, prepared),
-            # data.balance: class_weights — the loss weighs classes by them
-            "class_weights": getattr(pre, "class_weights", None),
-            "progress": progress,
-        },
+        train_loop_config=loop_config(spec, prepared, progress),
         scaling_config=ScalingConfig(
             num_workers=t.workers,
             use_gpu=t.use_gpu,

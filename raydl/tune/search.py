@@ -1,9 +1,13 @@
 """Hyperparameter search: the spec's ``tune:`` section → a Ray Tune ``Tuner``.
 
-Each trial is the job's own training run — a TorchTrainer with ``train.workers`` Ray
-Train workers — launched from a small function trainable; ``TuneReportCallback`` passes
-every epoch's metrics (and its checkpoint path) to Tune, so schedulers such as ASHA stop
-poor trials between epochs. The space's keys are dotted spec paths, set on each trial's
+Each trial is the job's own training loop (:mod:`raydl.train.loop`). A multi-worker
+trial (or DeepSpeed) is a TorchTrainer with ``train.workers`` Ray Train workers launched
+from a small function trainable; ``TuneReportCallback`` passes every epoch's metrics (and
+its checkpoint path) to Tune. A one-worker trial runs the loop in the Tune trial itself
+(:class:`raydl.train.session.TrialSession`), reporting epochs and checkpoints to Tune,
+with trial processes reused: a Ray Train run per trial cost 30-50 s of start-up against
+about a second per epoch on digits. Either way schedulers such as ASHA stop poor trials
+between epochs. The space's keys are dotted spec paths, set on each trial's
 copy of the spec as ``raydl run`` overrides are.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError, SpecError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec, TuneSpec, apply_overrides, validate_spec
+from raydl.train.loop import train_loop_per_worker
 
 # kind → (arguments, Tune sampler)
 SPACES: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -76,8 +82,20 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
                     f"{where}: a trial with {path}={sample!r} is not a valid spec: {p}" for p in e.lines()
                 ]
                 break
-    if tune_spec.scheduler is not None and tune_spec.scheduler.type == "pbt" and not tune_spec.space:
-        problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+    if tune_spec.scheduler is not None and tune_spec.scheduler.type == "pbt":
+        if not tune_spec.space:
+            problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+        if tune_spec.search in ("optuna", "hyperopt"):
+            problems.append(
+                f"tune.search: pbt samples and mutates the trials itself; use random or grid, "
+                f"not {tune_spec.search}"
+            )
+        train = raw_spec.get("train") or {}
+        if train.get("workers", 1) != 1 or train.get("strategy", "ddp") != "ddp":
+            problems.append(
+                "tune.scheduler: pbt needs one-worker trials (train.workers: 1, train.strategy: ddp): "
+                "they hand their checkpoints to Tune, which PBT copies between trials"
+            )
     return problems
 
 
@@ -89,11 +107,29 @@ def trial_spec(base: dict[str, Any], config: dict[str, Any]) -> JobSpec:
     return JobSpec.model_validate(raw)
 
 
+def in_trial(spec: JobSpec) -> bool:
+    """Whether a trial runs the training loop in its own Tune process (one DDP worker:
+    nothing to distribute) rather than starting a Ray Train run of ``train.workers``."""
+    return spec.train.workers == 1 and spec.train.strategy == "ddp"
+
+
+def trial_resources(spec: JobSpec) -> dict[str, float]:
+    """What one trial holds: its one worker's share, or its TorchTrainer's driver."""
+    if in_trial(spec):
+        return {"CPU": spec.train.cpus_per_worker, **({"GPU": 1} if spec.train.use_gpu else {})}
+    return {"CPU": TRIAL_CPU}
+
+
 def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, storage: str) -> None:
     """One trial: the job's training run with the sampled values."""
-    from raydl.train.trainer import torch_trainer
+    from raydl.train.session import TrialSession
+    from raydl.train.trainer import loop_config, torch_trainer
 
     spec = trial_spec(base, config)
+    if in_trial(spec):
+        datasets = {"train": prepared.datasets["train"], "val": prepared.datasets["val"]}
+        train_loop_per_worker(loop_config(spec, prepared), TrialSession(datasets, spec.train.use_gpu))
+        return
     name = f"train-{tune.get_context().get_trial_id()}"
     trainer = torch_trainer(spec, prepared, storage, name, callbacks=[TuneReportCallback()])
     trainer.fit()
@@ -128,6 +164,17 @@ def _scheduler(t: TuneSpec, max_epochs: int):
         return tune.schedulers.HyperBandScheduler(
             time_attr="training_iteration", max_t=max_epochs, reduction_factor=s.reduction_factor
         )
+    if s.type == "pbt":
+        # the exploited trial restarts from the better trial's checkpoint with the
+        # explored values (raydl.train.session.TrialSession applies them on restore)
+        return tune.schedulers.PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=s.perturbation_interval,
+            hyperparam_mutations=param_space(t),
+            # every trial pauses at each perturbation point until all got there: a trial
+            # of short epochs cannot finish before its exploit takes effect
+            synch=True,
+        )
     if s.type == "median":
         return tune.schedulers.MedianStoppingRule(time_attr="training_iteration", grace_period=s.grace_period)
     raise RaydlError(f"tune.scheduler.type: {s.type} is not implemented in this version of raydl")
@@ -149,25 +196,31 @@ def concurrent_trials(spec: JobSpec) -> int:
     if spec.tune and spec.tune.max_concurrent_trials:
         return spec.tune.max_concurrent_trials
     cpus = ray.cluster_resources().get("CPU", 1)
-    per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
+    per_trial = trial_resources(spec)["CPU"]
+    if not in_trial(spec):
+        per_trial += spec.train.workers * spec.train.cpus_per_worker
     return max(1, int((cpus - 1) // per_trial))
 
 
-def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tuner:
-    t = spec.tune
-    assert t is not None
-    space = param_space(t)
-    trainable = tune.with_resources(
+def _trainable(spec: JobSpec, prepared: PreparedData, run: RunDir):
+    return tune.with_resources(
         tune.with_parameters(
             _trial,
             base=spec.model_dump(mode="json"),
             prepared=prepared,
             storage=str(run.ray_storage / "trials"),
         ),
-        {"CPU": TRIAL_CPU},
+        trial_resources(spec),
     )
+
+
+def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tuner:
+    t = spec.tune
+    assert t is not None
+    space = param_space(t)
+    c = spec.train.checkpoint
     return tune.Tuner(
-        trainable,
+        _trainable(spec, prepared, run),
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=t.metric,
@@ -176,9 +229,22 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
             scheduler=_scheduler(t, spec.train.epochs),
             num_samples=1 if t.search == "grid" else t.num_samples,
             max_concurrent_trials=concurrent_trials(spec),
+            # one-worker trials: the next trial reuses a finished trial's process (its
+            # torch/Ray imports and fetched datasets), the bulk of a short trial's time
+            reuse_actors=in_trial(spec),
         ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(run.ray_storage), callbacks=_callbacks(spec, run)
+            name="tune",
+            storage_path=str(run.ray_storage),
+            callbacks=_callbacks(spec, run),
+            # one-worker trials report their checkpoints to Tune: keep the best and the latest
+            checkpoint_config=tune.CheckpointConfig(
+                # PBT restores trials from each other's checkpoints: keep them all (with a
+                # limit, a trial deletes the checkpoint another trial now uses)
+                num_to_keep=None if t.scheduler and t.scheduler.type == "pbt" else c.keep + 1,
+                checkpoint_score_attribute=c.metric,
+                checkpoint_score_order=metric_mode(c.metric, c.mode),
+            ),
         ),
     )
 
@@ -217,14 +283,7 @@ def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool 
     assert t is not None
     tune_dir = run.ray_storage / "tune"
     if resume and tune.Tuner.can_restore(str(tune_dir)):
-        base = spec.model_dump(mode="json")
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                _trial, base=base, prepared=prepared, storage=str(run.ray_storage / "trials")
-            ),
-            {"CPU": TRIAL_CPU},
-        )
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(str(tune_dir), _trainable(spec, prepared, run), resume_errored=True)
     else:
         tuner = build_tuner(spec, prepared, run)
     grid = tuner.fit()
@@ -253,16 +312,20 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
             status = "early stopping"
         else:
             status = "completed"
+        trial_id, config = _trial_facts(result)
         rows.append(
             {
-                "trial": Path(result.path).name.split("_")[0] if result.path else None,
+                "trial": trial_id,
                 "trial_path": result.path,
                 "status": status,
                 "epochs": epochs,
                 t.metric: best,
                 f"last_{t.metric}": values[-1] if values else None,
-                **{f"config/{k}": v for k, v in (result.config or {}).items()},
+                **{f"config/{k}": v for k, v in config.items()},
+                # PBT: how often the trial took another's checkpoint and new values
+                "exploited": _exploits(run, trial_id),
                 "_df": df,
+                "_result": result,
             }
         )
     done = [r for r in rows if r[t.metric] is not None]
@@ -274,11 +337,12 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")},
     )
     best_df = best_row.pop("_df")
-    checkpoint = _best_checkpoint(best_df, best_spec)
+    checkpoint = _trial_checkpoint(best_row.pop("_result"), best_df, best_spec)
     keep = [c for c in best_df.columns if c == "epoch" or c == "lr" or c.startswith(("train_", "val_"))]
     best_epochs = [{k: v for k, v in r.items() if v == v} for r in best_df[keep].to_dict("records")]
     for r in rows:
         r.pop("_df", None)
+        r.pop("_result", None)
     rows.sort(key=lambda r: (r[t.metric] is None, -sign * (r[t.metric] or 0)))
 
     import pandas as pd
@@ -300,6 +364,39 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     }
     (out / BEST_JSON).write_text(json.dumps(best, indent=2, default=str) + "\n")
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
+
+
+def _trial_facts(result) -> tuple[str | None, dict[str, Any]]:
+    """The trial's id and the config its last epoch trained with. Not ``result.metrics``
+    and ``result.config`` alone: a PBT exploit decided at a trial's last epoch hands the
+    trial the other trial's last result and new values it never trains with."""
+    trial_id = (result.metrics or {}).get("trial_id")
+    config = dict(result.config or {})
+    if result.path:
+        m = re.match(r"_?\w*?_([0-9a-f]+_\d{5})_", Path(result.path).name)
+        trial_id = m.group(1) if m else trial_id
+        log = Path(result.path) / "result.json"
+        lines = log.read_text().splitlines() if log.is_file() else []
+        if lines:
+            config = json.loads(lines[-1]).get("config", config)
+    return trial_id, config
+
+
+def _exploits(run: RunDir, trial_id: str | None) -> int:
+    """Times PBT replaced this trial's state and values (one line each in its policy log)."""
+    policy = run.ray_storage / "tune" / f"pbt_policy_{trial_id}.txt"
+    return len(policy.read_text().splitlines()) if trial_id and policy.is_file() else 0
+
+
+def _trial_checkpoint(result, df, spec: JobSpec) -> Path:
+    """The trial's best checkpoint: Tune's own (a one-worker trial reports to Tune), or
+    the one its Ray Train run kept."""
+    metric = spec.train.checkpoint.metric
+    sign = 1 if metric_mode(metric, spec.train.checkpoint.mode) == "max" else -1
+    kept = [(c, m) for c, m in result.best_checkpoints or [] if not math.isnan(m.get(metric, math.nan))]
+    if kept:
+        return Path(max(kept, key=lambda cm: sign * cm[1][metric])[0].path)
+    return _best_checkpoint(df, spec)
 
 
 def _best_checkpoint(df, spec: JobSpec) -> Path:

@@ -1,7 +1,10 @@
 """Search: Optuna TPE + ASHA over lr, dropout and width on digits, 16 trials on the
-session's Ray (2 cores); poor trials stop early, the best beats the spec's defaults."""
+session's Ray (2 cores); poor trials stop early, the best beats the spec's defaults.
+The 16 trials are one-worker trials run in their Tune processes (reused between trials);
+the sweep W&B test runs two-worker trials, each a TorchTrainer."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,10 +13,6 @@ import raydl
 from raydl.spec import load_spec
 from tests.wandb_records import wandb_config
 
-# The 16-trial search costs 16 Ray Train start-ups (~1 min each on 2 loaded cores): it
-# runs with `make test-slow`, outside the CI suite, until trials start faster.
-slow_search = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def search_run(ray_cluster, tmp_path_factory, repo_root):
@@ -21,8 +20,7 @@ def search_run(ray_cluster, tmp_path_factory, repo_root):
     return spec, raydl.run(spec, runs_root=tmp_path_factory.mktemp("tune"))
 
 
-@slow_search
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1200)
 def test_sixteen_trials_with_early_stops_in_the_trials_table(search_run):
     spec, result = search_run
     table = pd.read_csv(result.run_dir / "tune" / "trials.csv")
@@ -39,8 +37,7 @@ def test_sixteen_trials_with_early_stops_in_the_trials_table(search_run):
     assert [r["trial"] for r in rows] == list(table["trial"])
 
 
-@slow_search
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1200)
 def test_best_trial_flows_to_evaluation_and_beats_the_default(search_run, tmp_path):
     spec, result = search_run
     best = json.loads((result.run_dir / "tune" / "best.json").read_text())
@@ -49,6 +46,8 @@ def test_best_trial_flows_to_evaluation_and_beats_the_default(search_run, tmp_pa
     assert (result.run_dir / "tune" / "best_checkpoint" / "model.json").is_file()
     cfg = json.loads((result.run_dir / "checkpoints" / "best" / "model.json").read_text())
     assert cfg["params"]["hidden"] == best["config"]["model.params.hidden"]  # evaluated = best trial's model
+    # the spec's own configuration, trained by the same loop for the same epochs on the
+    # same split (a plain run), evaluated on the same test rows
     default = raydl.run(spec.model_copy(update={"tune": None}), runs_root=tmp_path)
     assert result.metrics["accuracy"] > default.metrics["accuracy"] + 0.02, (
         result.metrics["accuracy"],
@@ -56,8 +55,7 @@ def test_best_trial_flows_to_evaluation_and_beats_the_default(search_run, tmp_pa
     )
 
 
-@slow_search
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1200)
 def test_report_opens_in_chromium_with_every_section(search_run, tmp_path, chromium_dom, images):
     _, result = search_run
     page = (result.run_dir / "report.html").read_text()
@@ -78,7 +76,14 @@ def test_sweep_tracking_one_offline_wandb_run_per_trial(ray_cluster, tmp_path, r
 
     spec = load_spec(
         f"{repo_root}/jobs/digits_tune.yaml",
-        ["train.epochs=1", "tune.num_samples=2", "tune.search=random", "tune.scheduler=null"],
+        # two-worker trials: each is a TorchTrainer (the DDP trial path)
+        [
+            "train.epochs=1",
+            "train.workers=2",
+            "tune.num_samples=2",
+            "tune.search=random",
+            "tune.scheduler=null",
+        ],
     )
     # tracking: is refused by the spec checks until the tracking issue lands; the sweep's
     # own W&B runs only need its wandb section
@@ -95,3 +100,47 @@ def test_sweep_tracking_one_offline_wandb_run_per_trial(ray_cluster, tmp_path, r
         assert group.encode() in next(r.glob("*.wandb")).read_bytes()
         config = wandb_config(next(r.glob("*.wandb")))  # offline runs write no config.yaml
         assert "train.optimizer.lr" in config and "model.params.hidden" in config, config
+
+
+@pytest.mark.timeout(600)
+def test_pbt_exploits_a_better_trials_checkpoint_with_new_values(ray_cluster, tmp_path, repo_root):
+    from raydl.data.prepare import prepare_data
+    from raydl.rundir import RunDir
+    from raydl.tune.search import run_search
+
+    space = {
+        "train.optimizer.lr": {"loguniform": [1.0e-4, 3.0e-2]},
+        "model.params.dropout": {"uniform": [0, 0.5]},
+    }
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_tune.yaml",
+        [
+            "train.epochs=3",  # perturbations after epochs 1 and 2
+            "tune.search=random",
+            "tune.num_samples=4",
+            "tune.max_concurrent_trials=4",
+            'tune.scheduler={"type": "pbt", "perturbation_interval": 1}',
+            f"tune.space={json.dumps(space)}",
+        ],
+    )
+    run = RunDir.create(tmp_path, spec.name)
+    result = run_search(spec, prepare_data(spec), run)
+    table = pd.read_csv(run.path / "tune" / "trials.csv")
+    assert len(table) == 4 and (table["epochs"] == 3).all()
+    assert (table["exploited"] > 0).any(), table
+    took_effect = 0
+    for path in table["trial_path"]:
+        start = json.loads((Path(path) / "params.json").read_text())["train.optimizer.lr"]
+        rows = [json.loads(line) for line in (Path(path) / "result.json").read_text().splitlines()]
+        # an exploited trial continued from the other trial's checkpoint (its epoch) with
+        # the explored learning rate, which its optimizer reports
+        moved = [r for r in rows if r.get("resumed_from_epoch", 0) >= 1 and r["lr"] != pytest.approx(start)]
+        for r in moved:
+            assert r["lr"] == pytest.approx(r["config"]["train.optimizer.lr"])
+        took_effect += bool(moved)
+    assert took_effect >= 1
+    # the table's config is what each trial's last epoch trained with
+    for _, row in table.iterrows():
+        last = json.loads((Path(row["trial_path"]) / "result.json").read_text().splitlines()[-1])
+        assert row["config/train.optimizer.lr"] == pytest.approx(last["lr"])
+    assert (result.best_checkpoint / "model.json").is_file()

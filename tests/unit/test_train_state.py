@@ -84,3 +84,21 @@ def test_tied_weights_save_and_reload(tmp_path):
     x = torch.randint(1, 50, (2, 16))
     assert torch.equal(model(x), back(x))
     assert back.model.lm_head.weight.data_ptr() == back.model.transformer.wte.weight.data_ptr()
+
+
+def test_pbt_values_reach_a_restored_optimizer_and_keep_the_schedule_position():
+    import pytest
+
+    from raydl.spec import OptimizerSpec
+    from raydl.train.session import apply_optimizer_values
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+    apply_optimizer_values(opt, sched, OptimizerSpec(type="adamw", lr=4e-3, weight_decay=0.01))
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)  # half of the new base, as before
+    assert opt.param_groups[0]["weight_decay"] == 0.01
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)

@@ -50,7 +50,11 @@ def test_bad_space_is_one_line_per_problem(repo_root):
     assert any(line.startswith("tune.space.seed: unknown space 'normal'") for line in lines)
 
 
-def test_pbt_is_refused_for_now(repo_root):
+def test_pbt_needs_one_worker_trials_and_no_bayesian_search(repo_root):
     raw = _raw(repo_root, scheduler={"type": "pbt"})
-    with pytest.raises(SpecError, match="tune.scheduler.type: 'pbt' is not implemented"):
+    raw["train"]["workers"] = 2
+    with pytest.raises(SpecError) as e:
         validate_spec(raw)
+    lines = e.value.lines()
+    assert any(line.startswith("tune.scheduler: pbt needs one-worker trials") for line in lines), lines
+    assert any(line.startswith("tune.search: pbt samples and mutates") for line in lines), lines
