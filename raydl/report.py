@@ -246,7 +246,7 @@ def build_report(path: str | Path) -> Path:
         import pandas as pd
 
         best = _read_json(run.path / "tune" / "best.json") or {}
-        metric = next((k for k in best if k.startswith("val_")), None)
+        metric = next((k for k in best if k.startswith(("val_", "cv_val_"))), None)
         body = f"<p>best config: <code>{html.escape(json.dumps(best.get('config')))}</code></p>"
         body += _search_section(pd.read_csv(run.path / "tune" / "trials.csv"), metric)
         sections.append(_section("search", "Hyperparameter search", body))

@@ -504,6 +504,15 @@ class TuneSpec(Section):
     space: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Dotted spec path → {uniform|loguniform|choice|…: args}."
     )
+    cv: int | None = Field(
+        None,
+        ge=2,
+        description="Score each trial by k-fold cross-validation on the train split (stratified "
+        "for classification): the mean over its k fold models of each one's best `metric`, "
+        "reported as cv_<metric> (with cv_<metric>_std), picks the best trial; the trial then "
+        "trains on the whole train split, validated on val, for the checkpoint that flows on. "
+        "Needs one-worker trials and no early-stopping scheduler.",
+    )
 
 
 class DistillSpec(Section):

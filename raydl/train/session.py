@@ -62,9 +62,12 @@ class TrialSession:
 
     rank, world = 0, 1
 
-    def __init__(self, datasets: dict[str, Any], use_gpu: bool = False) -> None:
+    def __init__(
+        self, datasets: dict[str, Any], use_gpu: bool = False, extra: dict[str, Any] | None = None
+    ) -> None:
         self.datasets = datasets
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        self.extra = extra or {}  # added to every report (tune.cv: the trial's fold scores)
 
     def checkpoint(self):
         from ray import tune
@@ -78,7 +81,7 @@ class TrialSession:
         from ray import tune
 
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=checkpoint)
+        tune.report({**metrics, **self.extra}, checkpoint=checkpoint)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)
@@ -89,6 +92,21 @@ class TrialSession:
         rate rescaled through the schedule, weight decay). Dropout is read from the spec
         when the model is built; a value that changes parameter shapes cannot be loaded."""
         apply_optimizer_values(strategy.optimizer, strategy.scheduler, t.optimizer)
+
+
+class CollectingSession(TrialSession):
+    """A fold model of a cross-validated trial (``tune.cv``): the loop runs in the trial's
+    process from scratch; its epochs are kept here, not reported to Tune, nor saved."""
+
+    def __init__(self, datasets: dict[str, Any], use_gpu: bool = False) -> None:
+        super().__init__(datasets, use_gpu)
+        self.reports: list[dict[str, Any]] = []
+
+    def checkpoint(self):
+        return None
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
+        self.reports.append(dict(metrics))
 
 
 def apply_optimizer_values(optimizer, scheduler, spec) -> None:

@@ -96,7 +96,24 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
                 "tune.scheduler: pbt needs one-worker trials (train.workers: 1, train.strategy: ddp): "
                 "they hand their checkpoints to Tune, which PBT copies between trials"
             )
+    if tune_spec.cv is not None:
+        train = raw_spec.get("train") or {}
+        if train.get("workers", 1) != 1 or train.get("strategy", "ddp") != "ddp":
+            problems.append(
+                "tune.cv: cross-validated trials run their folds in the trial's own process; "
+                "they need train.workers: 1 and train.strategy: ddp"
+            )
+        if tune_spec.scheduler is not None and tune_spec.scheduler.type != "fifo":
+            problems.append(
+                f"tune.cv: a trial's score is known once all its folds have trained, so "
+                f"{tune_spec.scheduler.type} has nothing to stop early; use scheduler fifo (or none)"
+            )
     return problems
+
+
+def search_metric(t: TuneSpec) -> str:
+    """What picks the best trial: ``metric``, or its k-fold mean with ``tune.cv``."""
+    return f"cv_{t.metric}" if t.cv else t.metric
 
 
 def trial_spec(base: dict[str, Any], config: dict[str, Any]) -> JobSpec:
@@ -128,11 +145,49 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedDa
     spec = trial_spec(base, config)
     if in_trial(spec):
         datasets = {"train": prepared.datasets["train"], "val": prepared.datasets["val"]}
-        train_loop_per_worker(loop_config(spec, prepared), TrialSession(datasets, spec.train.use_gpu))
+        cv = (base.get("tune") or {}).get("cv")
+        t = base["tune"]
+        extra = cross_validated(spec, prepared, cv, t["metric"], t["mode"]) if cv else {}
+        session = TrialSession(datasets, spec.train.use_gpu, extra=extra)
+        train_loop_per_worker(loop_config(spec, prepared), session)
         return
     name = f"train-{tune.get_context().get_trial_id()}"
     trainer = torch_trainer(spec, prepared, storage, name, callbacks=[TuneReportCallback()])
     trainer.fit()
+
+
+def cross_validated(
+    spec: JobSpec, prepared: PreparedData, k: int, metric: str, mode: str
+) -> dict[str, float]:
+    """k fold models of the trial's spec on the train split (stratified folds for
+    classification, seeded), each scored by its best ``metric`` on its held-out fold:
+    ``{cv_<metric>: mean, cv_<metric>_std: std, cv_folds: k}``."""
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from raydl.data.sources import dataset_from_arrays
+    from raydl.evaluate.crossval import _rows
+    from raydl.train.session import CollectingSession
+    from raydl.train.trainer import loop_config
+
+    x, y = _rows(prepared.datasets["train"])
+    if spec.data.task == "classification":
+        folds = StratifiedKFold(k, shuffle=True, random_state=spec.seed).split(x, y)
+    else:
+        folds = KFold(k, shuffle=True, random_state=spec.seed).split(x)
+    sign = 1 if mode == "max" else -1
+    scores = []
+    for train_idx, held_idx in folds:
+        data = {
+            "train": dataset_from_arrays({"x": x[train_idx], "y": y[train_idx]}),
+            "val": dataset_from_arrays({"x": x[held_idx], "y": y[held_idx]}),
+        }
+        fold = PreparedData(data, prepared.preprocessor, {"split": {"rows": {"train": len(train_idx)}}})
+        session = CollectingSession(data, spec.train.use_gpu)
+        train_loop_per_worker(loop_config(spec, fold), session)
+        values = [r[metric] for r in session.reports if metric in r]
+        scores.append(max(values, key=lambda v: sign * v))
+    return {f"cv_{metric}": float(np.mean(scores)), f"cv_{metric}_std": float(np.std(scores)), "cv_folds": k}
 
 
 def _search_alg(t: TuneSpec, seed: int):
@@ -223,7 +278,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
         _trainable(spec, prepared, run),
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=t.metric,
+            metric=search_metric(t),
             mode=t.mode,
             search_alg=_search_alg(t, spec.seed),
             scheduler=_scheduler(t, spec.train.epochs),
@@ -297,11 +352,12 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     out = run.path / "tune"
     out.mkdir(exist_ok=True)
     sign = 1 if t.mode == "max" else -1
+    metric = search_metric(t)
     rows = []
     for result in grid:
         df = result.metrics_dataframe
         epochs = 0 if df is None or df.empty else int(df["training_iteration"].max())
-        values = [] if df is None or t.metric not in df else [v for v in df[t.metric] if v == v]
+        values = [] if df is None or metric not in df else [v for v in df[metric] if v == v]
         best = (max if sign > 0 else min)(values) if values else None
         own_stop = bool(df is not None and "stopped_early" in df and df["stopped_early"].any())
         if result.error is not None:
@@ -319,8 +375,10 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
                 "trial_path": result.path,
                 "status": status,
                 "epochs": epochs,
-                t.metric: best,
-                f"last_{t.metric}": values[-1] if values else None,
+                metric: best,
+                f"last_{metric}": values[-1] if values else None,
+                # tune.cv: the spread of the trial's fold scores
+                **({f"{metric}_std": df[f"{metric}_std"].iloc[-1]} if t.cv and values else {}),
                 **{f"config/{k}": v for k, v in config.items()},
                 # PBT: how often the trial took another's checkpoint and new values
                 "exploited": _exploits(run, trial_id),
@@ -328,10 +386,10 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
                 "_result": result,
             }
         )
-    done = [r for r in rows if r[t.metric] is not None]
+    done = [r for r in rows if r[metric] is not None]
     if not done:
-        raise RaydlError("tune: no trial reported " + t.metric)
-    best_row = max(done, key=lambda r: sign * r[t.metric])
+        raise RaydlError("tune: no trial reported " + metric)
+    best_row = max(done, key=lambda r: sign * r[metric])
     best_spec = trial_spec(
         spec.model_dump(mode="json"),
         {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")},
@@ -343,7 +401,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     for r in rows:
         r.pop("_df", None)
         r.pop("_result", None)
-    rows.sort(key=lambda r: (r[t.metric] is None, -sign * (r[t.metric] or 0)))
+    rows.sort(key=lambda r: (r[metric] is None, -sign * (r[metric] or 0)))
 
     import pandas as pd
 
@@ -357,7 +415,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     best = {
         "config": best_config,
         "trial": best_row["trial"],
-        t.metric: best_row[t.metric],
+        metric: best_row[metric],
         "epochs": best_row["epochs"],
         "checkpoint": str(target),
         "trials": len(rows),

@@ -58,3 +58,15 @@ def test_pbt_needs_one_worker_trials_and_no_bayesian_search(repo_root):
     lines = e.value.lines()
     assert any(line.startswith("tune.scheduler: pbt needs one-worker trials") for line in lines), lines
     assert any(line.startswith("tune.search: pbt samples and mutates") for line in lines), lines
+
+
+def test_cv_in_search_needs_one_worker_trials_and_no_early_stopping_scheduler(repo_root):
+    raw = _raw(repo_root, cv=3)  # digits_tune.yaml uses ASHA
+    raw["train"]["workers"] = 2
+    with pytest.raises(SpecError) as e:
+        validate_spec(raw)
+    lines = e.value.lines()
+    assert any(line.startswith("tune.cv: cross-validated trials run their folds") for line in lines), lines
+    assert any(line.startswith("tune.cv: a trial's score is known once") for line in lines), lines
+    ok = _raw(repo_root, cv=3, scheduler=None)
+    assert validate_spec(ok).tune.cv == 3
