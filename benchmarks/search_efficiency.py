@@ -100,7 +100,7 @@ def run(strategy: str, seed: int, storage: str) -> list[tuple[float, str, int, f
         tune_config=tune.TuneConfig(
             metric="val_accuracy",
             mode="max",
-            search_alg=_search_alg(spec, seed),
+            search_alg=_search_alg(spec, seed, 2),
             scheduler=_scheduler(spec, EPOCHS),
             num_samples=samples,
             max_concurrent_trials=2,

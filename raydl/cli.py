@@ -47,9 +47,10 @@ def _interruptible() -> Iterator[None]:
     "Aborted!" and exit 1). Ray is shut down on the way out by runtime.connect."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         raise Interrupted(
             "interrupted; Ray was shut down, the run directory keeps what was written"
+            + (f"; {e}" if str(e) else "")
         ) from None
 
 

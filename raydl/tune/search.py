@@ -190,7 +190,7 @@ def cross_validated(
     return {f"cv_{metric}": float(np.mean(scores)), f"cv_{metric}_std": float(np.std(scores)), "cv_folds": k}
 
 
-def _search_alg(t: TuneSpec, seed: int):
+def _search_alg(t: TuneSpec, seed: int, max_concurrent: int):
     if t.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
@@ -201,7 +201,9 @@ def _search_alg(t: TuneSpec, seed: int):
         return HyperOptSearch(random_state_seed=seed)
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed)
+    # Tune applies max_concurrent_trials to Searchers only: the variant generator (grid,
+    # random) takes it itself, else every trial starts at once
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
 
 
 def _scheduler(t: TuneSpec, max_epochs: int):
@@ -280,7 +282,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
         tune_config=tune.TuneConfig(
             metric=search_metric(t),
             mode=t.mode,
-            search_alg=_search_alg(t, spec.seed),
+            search_alg=_search_alg(t, spec.seed, concurrent_trials(spec)),
             scheduler=_scheduler(t, spec.train.epochs),
             num_samples=1 if t.search == "grid" else t.num_samples,
             max_concurrent_trials=concurrent_trials(spec),
@@ -342,7 +344,25 @@ def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool 
     else:
         tuner = build_tuner(spec, prepared, run)
     grid = tuner.fit()
+    if _interrupted(t, grid, tune_dir):
+        # Tune catches Ctrl-C, saves the experiment and returns as if done: a stopped
+        # search must not go on to evaluation as if it had finished
+        raise KeyboardInterrupt(f"search stopped; continue it with: raydl tune --resume {run.path}")
     return write_results(spec, grid, run)
+
+
+def _interrupted(t: TuneSpec, grid, tune_dir: Path) -> bool:
+    """Whether the search stopped early: trials missing, or left unfinished in the state
+    Tune saved on Ctrl-C (in memory it marks them terminated as it stops them)."""
+    grids = math.prod(len(v["grid"]) for v in t.space.values() if "grid" in v)
+    if len(grid) < grids * (1 if t.search == "grid" else t.num_samples):
+        return True
+    states = sorted(tune_dir.glob("experiment_state-*.json"))
+    if not states:
+        return False
+    trials = json.loads(states[-1].read_text()).get("trial_data", [])
+    status = [json.loads(trial[0]).get("status") for trial in trials if isinstance(trial, list)]
+    return any(s in ("PENDING", "RUNNING", "PAUSED") for s in status)
 
 
 def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:

@@ -63,3 +63,50 @@ def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_
     assert again.returncode == 2 and "already finished" in again.stderr
     bad = subprocess.run([*RAYDL, "run", "--resume", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a raydl run directory" in bad.stderr
+
+
+def test_ctrl_c_during_a_search_then_tune_resume_finishes_it(repo_root, tmp_path):
+    """A search stopped with Ctrl-C continues with `raydl tune --resume RUN_DIR`
+    (Tuner.restore): finished trials are kept, not run again; the rest are run."""
+    overrides = [
+        "tune.search=random",
+        "tune.num_samples=8",
+        "tune.max_concurrent_trials=1",
+        "tune.scheduler=null",
+        "train.epochs=2",
+    ]
+    proc = subprocess.Popen(
+        [*RAYDL, "tune", f"{repo_root}/jobs/digits_tune.yaml", *overrides, "-o", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        finished = False
+        for line in proc.stdout:  # Tune's status lines: wait until the first trial is done
+            finished = "completed after" in line
+            if finished or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert finished and proc.returncode == 130, err[-2000:]
+    assert "raydl tune --resume" in err
+    (run_dir,) = tmp_path.iterdir()
+    assert not (run_dir / "metrics.json").exists()
+
+    out = subprocess.run(
+        [*RAYDL, "tune", "--resume", str(run_dir)], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = json.loads((run_dir / "tune" / "trials.json").read_text())
+    assert len(table) == 8 and {r["status"] for r in table} == {"completed"}
+    # every trial trained its two epochs once: the one finished before Ctrl-C was kept,
+    # the others ran (or continued) after the resume
+    logs = list((run_dir / "ray" / "tune").glob("*/result.json"))
+    assert len(logs) == 8
+    for log in logs:
+        assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2], log
+    assert json.loads((run_dir / "metrics.json").read_text())["accuracy"] > 0.5
