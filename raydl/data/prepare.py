@@ -274,12 +274,17 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     return PreparedData(datasets, preprocessor, report, spec, hashed, rule, fit)
 
 
-def fold_datasets(prepared: PreparedData, fold: int) -> tuple[ray.data.Dataset, ray.data.Dataset]:
-    """The preprocessed (train, val) datasets of fold ``fold`` of a k-fold split.
+def fold_datasets(
+    prepared: PreparedData, fold: int
+) -> tuple[ray.data.Dataset, ray.data.Dataset, Preprocessor]:
+    """The preprocessed (train, val) datasets of fold ``fold`` of a k-fold split, and the
+    fold's preprocessor.
 
     val holds the rows of the fold, train the other non-test rows; the test split is in
     neither. The preprocessing is refitted on this fold's train rows (same input shape
-    and classes as ``prepared.preprocessor``), so no fold sees its val rows in a fit.
+    and classes as ``prepared.preprocessor``), so no fold sees its val rows in a fit, and
+    the train rows are balanced as ``data.balance`` says. Both come back materialized:
+    a fold is trained on for several epochs.
 
     Raises:
         DataError: the spec's split is not kfold, or ``fold`` is not in 0..k-1.
@@ -287,5 +292,5 @@ def fold_datasets(prepared: PreparedData, fold: int) -> tuple[ray.data.Dataset, 
     assert prepared.rows is not None and prepared.rule is not None and prepared.refit is not None
     train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
     pre = prepared.refit(train_raw)
-    train, _ = _balance(prepared.spec, train_raw, pre, None)
-    return train, val_raw.map_batches(pre, batch_format="numpy")
+    train, _ = _balance(prepared.spec, train_raw, pre, None, cached=True)
+    return train.materialize(), val_raw.map_batches(pre, batch_format="numpy").materialize(), pre

@@ -63,14 +63,11 @@ def fold_indices(spec: JobSpec, y: np.ndarray) -> list[tuple[np.ndarray, np.ndar
 def _split_folds(spec: JobSpec, prepared: PreparedData):
     """The folds of a ``data.split: {method: kfold}`` spec (raydl.data.split's content-hash
     folds), each preprocessed by a preprocessor refitted on its own train rows."""
-    from raydl.data.split import take_fold
+    from raydl.data.prepare import fold_datasets
 
     folds, held = [], []
     for f in range(spec.data.split.k or 0):
-        train_raw, val_raw = take_fold(prepared.rows, prepared.rule, f)
-        pre = prepared.refit(train_raw)
-        train = train_raw.map_batches(pre, batch_format="numpy").materialize()
-        val = val_raw.map_batches(pre, batch_format="numpy").materialize()
+        train, val, pre = fold_datasets(prepared, f)
         folds.append((train, val, pre))
         held.append(_rows(val))
     return folds, held

@@ -276,6 +276,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
     assert t is not None
     space = param_space(t)
     c = spec.train.checkpoint
+    (run.path / "tune").mkdir(exist_ok=True)
     return tune.Tuner(
         _trainable(spec, prepared, run),
         param_space=space,
@@ -293,7 +294,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(run.ray_storage),
-            callbacks=_callbacks(spec, run),
+            callbacks=[EpochLog(str(run.path / "tune" / EPOCH_LOG)), *_callbacks(spec, run)],
             # one-worker trials report their checkpoints to Tune: keep the best and the latest
             checkpoint_config=tune.CheckpointConfig(
                 # PBT restores trials from each other's checkpoints: keep them all (with a
@@ -365,6 +366,38 @@ def _interrupted(t: TuneSpec, grid, tune_dir: Path) -> bool:
     return any(s in ("PENDING", "RUNNING", "PAUSED") for s in status)
 
 
+EPOCH_LOG = "epochs.jsonl"
+
+
+class EpochLog(tune.Callback):
+    """Every result every trial reports, appended on the driver to ``tune/epochs.jsonl``
+    as it arrives; :func:`write_results` builds the trials table from it.
+
+    Tune's own per-trial ``result.json`` loses rows whenever a trial is paused and
+    restored (its JSON logger copies the file back from storage, which is synced only
+    every few seconds), and synchronous PBT pauses every trial at every perturbation."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"trial_id": trial.trial_id, **result}, default=str) + "\n")
+
+
+def _epoch_frames(run: RunDir) -> dict[str, Any]:
+    """The trials' results from :class:`EpochLog`, one frame per trial id, flattened
+    like Tune's ``metrics_dataframe`` (``config/<key>``)."""
+    import pandas as pd
+
+    path = run.path / "tune" / EPOCH_LOG
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    frame = pd.json_normalize(rows, sep="/", max_level=1)
+    return {tid: df.reset_index(drop=True) for tid, df in frame.groupby("trial_id", sort=False)}
+
+
 def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     """The trials table (CSV + JSON), the best config and its checkpoint under ``tune/``."""
     t = spec.tune
@@ -373,10 +406,12 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     out.mkdir(exist_ok=True)
     sign = 1 if t.mode == "max" else -1
     metric = search_metric(t)
+    frames = _epoch_frames(run)
     rows = []
     for result in grid:
-        df = result.metrics_dataframe
-        epochs = 0 if df is None or df.empty else int(df["training_iteration"].max())
+        trial_id = _trial_id(result)
+        df = frames.get(trial_id, result.metrics_dataframe)
+        epochs = 0 if df is None or df.empty else int(df.get("epoch", df["training_iteration"]).max())
         values = [] if df is None or metric not in df else [v for v in df[metric] if v == v]
         best = (max if sign > 0 else min)(values) if values else None
         own_stop = bool(df is not None and "stopped_early" in df and df["stopped_early"].any())
@@ -388,7 +423,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
             status = "early stopping"
         else:
             status = "completed"
-        trial_id, config = _trial_facts(result)
+        config = _trial_config(result, df)
         rows.append(
             {
                 "trial": trial_id,
@@ -444,20 +479,22 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
 
 
-def _trial_facts(result) -> tuple[str | None, dict[str, Any]]:
-    """The trial's id and the config its last epoch trained with. Not ``result.metrics``
-    and ``result.config`` alone: a PBT exploit decided at a trial's last epoch hands the
-    trial the other trial's last result and new values it never trains with."""
+def _trial_id(result) -> str | None:
+    """The trial's id, from its directory name. Not ``result.metrics``: a PBT exploit
+    decided at a trial's last epoch hands the trial the other trial's last result."""
     trial_id = (result.metrics or {}).get("trial_id")
-    config = dict(result.config or {})
-    if result.path:
-        m = re.match(r"_?\w*?_([0-9a-f]+_\d{5})_", Path(result.path).name)
-        trial_id = m.group(1) if m else trial_id
-        log = Path(result.path) / "result.json"
-        lines = log.read_text().splitlines() if log.is_file() else []
-        if lines:
-            config = json.loads(lines[-1]).get("config", config)
-    return trial_id, config
+    m = re.match(r"_?\w*?_([0-9a-f]+_\d{5})_", Path(result.path).name) if result.path else None
+    return m.group(1) if m else trial_id
+
+
+def _trial_config(result, df) -> dict[str, Any]:
+    """The config the trial's last epoch trained with. Not ``result.config``: a PBT
+    exploit decided at a trial's last epoch hands it new values it never trains with."""
+    if df is None or df.empty:
+        return dict(result.config or {})
+    last = df.iloc[-1]
+    config = {k.removeprefix("config/"): last[k] for k in df.columns if k.startswith("config/")}
+    return {k: v.item() if hasattr(v, "item") else v for k, v in config.items()} or dict(result.config or {})
 
 
 def _exploits(run: RunDir, trial_id: str | None) -> int:

@@ -99,7 +99,7 @@ def test_kfold_folds_partition_the_non_test_rows(ray_cluster, table):
     assert len(folds) == 4 and sum(folds) == N - len(test)
     vals = []
     for fold in range(4):
-        train_ds, val_ds = fold_datasets(prepared, fold)
+        train_ds, val_ds, _ = fold_datasets(prepared, fold)
         train, val = ids(train_ds), ids(val_ds)
         assert_no_leak({"train": train, "val": val, "test": test})
         assert train | val | test == set(range(N))
