@@ -38,7 +38,7 @@ run: setup  ## run the main example job (Fashion-MNIST CNN, 2 workers, embedded 
 	$(BIN)/raydl run jobs/fashion_mnist_cnn.yaml
 
 test: setup  ## the whole test suite: unit, integration (real local Ray), e2e (the CLI)
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs --durations=40
 
 test-unit: setup  ## only the fast tests without Ray
 	$(BIN)/pytest -q tests/unit
