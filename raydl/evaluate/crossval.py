@@ -74,7 +74,13 @@ def _split_folds(spec: JobSpec, prepared: PreparedData):
 
 
 def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: str, prepared: PreparedData):
-    from raydl.train.trainer import torch_trainer
+    """One fold: the job's training run on the fold's rows, validated on its held-out rows.
+    One DDP worker runs the loop in this Tune trial, as a one-worker search trial does
+    (:func:`raydl.tune.search.in_trial`); more workers are a Ray Train run."""
+    from raydl.train.loop import train_loop_per_worker
+    from raydl.train.session import TrialSession
+    from raydl.train.trainer import loop_config, torch_trainer
+    from raydl.tune.search import in_trial
 
     train, held_out, pre = folds[config["fold"]]
     data = PreparedData(
@@ -82,13 +88,16 @@ def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: 
         pre,
         {"split": {"rows": {"train": train.count()}}},
     )
+    if in_trial(spec):
+        train_loop_per_worker(loop_config(spec, data), TrialSession(data.datasets, spec.train.use_gpu))
+        return
     trainer = torch_trainer(spec, data, storage, f"fold-{config['fold']}", callbacks=[TuneReportCallback()])
     trainer.fit()
 
 
 def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[str, Any]:
     """Run every fold; write ``cv/folds.csv`` and ``cv/summary.json``; return the summary."""
-    from raydl.tune.search import TRIAL_CPU, _best_checkpoint
+    from raydl.tune.search import _trial_checkpoint, concurrent_trials, in_trial, trial_resources
 
     if spec.data.split.method == "kfold":
         folds, held = _split_folds(spec, prepared)
@@ -105,17 +114,16 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
         folds = [(ds(tr), ds(te), prepared.preprocessor) for tr, te in splits]
         held = [(x[te], y[te]) for _, te in splits]
         n_rows = int(len(y))
-    per_trial = spec.train.workers * spec.train.cpus_per_worker + TRIAL_CPU
-    concurrent = max(1, int((ray.cluster_resources().get("CPU", 1) - 1) // per_trial))
+    concurrent = concurrent_trials(spec)
     tuner = tune.Tuner(
         tune.with_resources(
             tune.with_parameters(
                 _fold_trial, spec=spec, folds=folds, storage=str(run.ray_storage / "cv"), prepared=prepared
             ),
-            {"CPU": TRIAL_CPU},
+            trial_resources(spec),
         ),
         param_space={"fold": tune.grid_search(list(range(len(folds))))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=in_trial(spec)),
         run_config=tune.RunConfig(name="cv", storage_path=str(run.ray_storage)),
     )
     grid = tuner.fit()
@@ -132,7 +140,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
         fold = result.config["fold"]
         hx, hy = held[fold]
         pre = folds[fold][2]
-        model = load_model_dir(_best_checkpoint(result.metrics_dataframe, spec))
+        model = load_model_dir(_trial_checkpoint(result, result.metrics_dataframe, spec))
         with torch.no_grad():
             out = model(torch.as_tensor(hx)).float()
         if spec.data.task == "classification":

@@ -294,7 +294,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(run.ray_storage),
-            callbacks=[EpochLog(str(run.path / "tune" / EPOCH_LOG)), *_callbacks(spec, run)],
+            callbacks=[EpochLog(str(run.path / "tune")), *_callbacks(spec, run)],
             # one-worker trials report their checkpoints to Tune: keep the best and the latest
             checkpoint_config=tune.CheckpointConfig(
                 # PBT restores trials from each other's checkpoints: keep them all (with a
@@ -345,44 +345,50 @@ def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool 
     else:
         tuner = build_tuner(spec, prepared, run)
     grid = tuner.fit()
-    if _interrupted(t, grid, tune_dir):
+    if _interrupted(t, run):
         # Tune catches Ctrl-C, saves the experiment and returns as if done: a stopped
         # search must not go on to evaluation as if it had finished
         raise KeyboardInterrupt(f"search stopped; continue it with: raydl tune --resume {run.path}")
     return write_results(spec, grid, run)
 
 
-def _interrupted(t: TuneSpec, grid, tune_dir: Path) -> bool:
-    """Whether the search stopped early: trials missing, or left unfinished in the state
-    Tune saved on Ctrl-C (in memory it marks them terminated as it stops them)."""
+def _interrupted(t: TuneSpec, run: RunDir) -> bool:
+    """Whether the search stopped before every trial ended. Tune catches Ctrl-C, stops
+    its trials and returns as if done, marking them terminated in memory, and the state
+    it saved may be seconds old: only trials that ended through Tune's own stop (done,
+    stopped by the scheduler, or failed) are in :class:`EpochLog`'s list."""
     grids = math.prod(len(v["grid"]) for v in t.space.values() if "grid" in v)
-    if len(grid) < grids * (1 if t.search == "grid" else t.num_samples):
-        return True
-    states = sorted(tune_dir.glob("experiment_state-*.json"))
-    if not states:
-        return False
-    trials = json.loads(states[-1].read_text()).get("trial_data", [])
-    status = [json.loads(trial[0]).get("status") for trial in trials if isinstance(trial, list)]
-    return any(s in ("PENDING", "RUNNING", "PAUSED") for s in status)
+    expected = grids * (1 if t.search == "grid" else t.num_samples)
+    path = run.path / "tune" / ENDED_LOG
+    ended = set(path.read_text().split()) if path.is_file() else set()
+    return len(ended) < expected
 
 
 EPOCH_LOG = "epochs.jsonl"
+ENDED_LOG = "ended.txt"
 
 
 class EpochLog(tune.Callback):
     """Every result every trial reports, appended on the driver to ``tune/epochs.jsonl``
-    as it arrives; :func:`write_results` builds the trials table from it.
+    as it arrives; :func:`write_results` builds the trials table from it. The ids of the
+    trials that ended (completed, stopped by the scheduler, failed) go to ``tune/ended.txt``.
 
     Tune's own per-trial ``result.json`` loses rows whenever a trial is paused and
     restored (its JSON logger copies the file back from storage, which is synced only
     every few seconds), and synchronous PBT pauses every trial at every perturbation."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        with open(self.path, "a") as f:
+        with open(self.folder / EPOCH_LOG, "a") as f:
             f.write(json.dumps({"trial_id": trial.trial_id, **result}, default=str) + "\n")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        with open(self.folder / ENDED_LOG, "a") as f:
+            f.write(trial.trial_id + "\n")
+
+    on_trial_error = on_trial_complete
 
 
 def _epoch_frames(run: RunDir) -> dict[str, Any]:
@@ -410,10 +416,11 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     rows = []
     for result in grid:
         trial_id = _trial_id(result)
-        df = frames.get(trial_id, result.metrics_dataframe)
+        df = frames.get(trial_id or "", result.metrics_dataframe)
         epochs = 0 if df is None or df.empty else int(df.get("epoch", df["training_iteration"]).max())
         values = [] if df is None or metric not in df else [v for v in df[metric] if v == v]
         best = (max if sign > 0 else min)(values) if values else None
+        spread = df[f"{metric}_std"].iloc[-1] if t.cv and values and df is not None else None
         own_stop = bool(df is not None and "stopped_early" in df and df["stopped_early"].any())
         if result.error is not None:
             status = "error"
@@ -433,7 +440,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
                 metric: best,
                 f"last_{metric}": values[-1] if values else None,
                 # tune.cv: the spread of the trial's fold scores
-                **({f"{metric}_std": df[f"{metric}_std"].iloc[-1]} if t.cv and values else {}),
+                **({f"{metric}_std": spread} if spread is not None else {}),
                 **{f"config/{k}": v for k, v in config.items()},
                 # PBT: how often the trial took another's checkpoint and new values
                 "exploited": _exploits(run, trial_id),

@@ -19,7 +19,15 @@ from raydl.spec import load_spec
 # than the suite's default per-test timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-OVERRIDES = ["train.epochs=8", "train.early_stopping=null", "train.max_failures=1"]
+# "Within 1 point" is measured on 719 test rows (40 %), not the job's 269 (15 %): ZeRO's
+# reduce-scatter sums floats in another order than DDP's all-reduce, so two good runs
+# disagree on a few rows, and on 269 rows 3 of them are 1.1 points (seen in CI).
+OVERRIDES = [
+    "train.epochs=8",
+    "train.early_stopping=null",
+    "train.max_failures=1",
+    "data.split.test=0.4",
+]
 
 
 def _train_worker_pids() -> list[int]:
@@ -116,9 +124,6 @@ def test_zero3_matches_ddp_accuracy(calm_ddp, tmp_path, repo_root):
         f"{repo_root}/jobs/digits_cnn.yaml", [*OVERRIDES, "train.strategy=deepspeed", "train.zero_stage=3"]
     )
     result = raydl.run(spec, runs_root=tmp_path)
-    # ZeRO-3 reduce-scatters gradients and gathers weights in another order than DDP's
-    # all-reduce: float sums differ, and so does the 8-epoch run by a few of 269 test rows
-    # (3 in one CI run): within two points
-    assert abs(result.metrics["accuracy"] - calm_ddp.metrics["accuracy"]) <= 0.02
+    assert abs(result.metrics["accuracy"] - calm_ddp.metrics["accuracy"]) <= 0.01
     # ZeRO-3 partitions the weights; the saved model is the gathered, whole one
     assert raydl.load_model(result.run_dir)(__import__("torch").zeros(2, 1, 8, 8)).shape == (2, 10)

@@ -176,3 +176,42 @@ def test_cv_in_search_scores_each_trial_by_its_fold_mean(ray_cluster, tmp_path):
     # lr 3e-2 learns iris in 6 epochs, 1e-4 barely moves: the fold means tell them apart
     assert best["config"]["train.optimizer.lr"] == 3.0e-2
     assert result.metrics["accuracy"] > 0.8
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "search, scheduler",
+    [
+        ("hyperopt", {"type": "hyperband", "reduction_factor": 2}),
+        ("random", {"type": "median", "grace_period": 1}),
+    ],
+)
+def test_hyperopt_hyperband_and_median_stopping_search(ray_cluster, tmp_path, repo_root, search, scheduler):
+    """The other search algorithm and schedulers the spec offers run the same trials:
+    every trial trains, reports each epoch to raydl's log, and the best one wins the table.
+    HyperBand pauses trials between its rungs, as synchronous PBT does."""
+    from raydl.data.prepare import prepare_data
+    from raydl.rundir import RunDir
+    from raydl.tune.search import run_search
+
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_tune.yaml",
+        [
+            "train.epochs=4",
+            f"tune.search={search}",
+            "tune.num_samples=4",
+            f"tune.scheduler={json.dumps(scheduler)}",
+        ],
+    )
+    run = RunDir.create(tmp_path, spec.name)
+    result = run_search(spec, prepare_data(spec), run)
+    table = pd.read_csv(run.path / "tune" / "trials.csv")
+    assert len(table) == 4 and (table["epochs"] >= 1).all()
+    assert set(table["status"]) <= {"completed", "stopped by scheduler"}
+    assert table["config/train.optimizer.lr"].nunique() == 4
+    log = [json.loads(line) for line in (run.path / "tune" / "epochs.jsonl").read_text().splitlines()]
+    for _, row in table.iterrows():  # the table's epochs are the epochs each trial logged
+        logged = sorted(r["epoch"] for r in log if r["trial_id"] == row["trial"])
+        assert logged == list(range(1, row["epochs"] + 1))
+    assert result.best_metrics["val_accuracy"] == table["val_accuracy"].max()
+    assert (result.best_checkpoint / "model.json").is_file()
