@@ -132,9 +132,9 @@ class Display:
             t = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
             t.add_column("")
             for n in names:
-                t.add_column(n[:8], justify="right")
-            for n, row in zip(names, cm):
-                t.add_row(n[:8], *[str(v) for v in row])
+                t.add_column(n[:8], justify="right", no_wrap=True, min_width=len(str(int(max(map(max, cm))))))
+            for n, row in zip(names, cm):  # counts (JSON may hold them as floats)
+                t.add_row(n[:8], *[str(int(v)) for v in row])
             self._print(t)
 
     def done(self, path: Path) -> None:
