@@ -468,6 +468,15 @@ class TrainSpec(Section):
         "Clipping, the gradient norm and bad-step checks act once per step; schedules count "
         "steps; an epoch's last, shorter window is averaged over its own micro-batches.",
     )
+    deterministic: bool = Field(
+        True,
+        description="Reproducible training: Ray Data hands the train and val blocks to the "
+        "workers in dataset order (not by locality or by who asks first), each epoch's "
+        "randomness (shuffle, dropout, augmentation) is seeded from (seed, epoch, rank), and "
+        "cuDNN picks deterministic kernels. The same seed gives the same batches on every "
+        "run and after a restart from a checkpoint. false: Ray Data may dispatch blocks by "
+        "node locality (less cross-node traffic on a multi-node cluster), runs differ.",
+    )
 
 
 # ------------------------------------------------------- evaluate, tune, compress

@@ -6,8 +6,9 @@ test; nothing is collected to the driver but small statistics.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,7 +21,16 @@ from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean, column_stats, numeric_looking
 from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
 from raydl.data.sources import read_source
-from raydl.data.split import HASH_COLUMN, SPLITS, SplitRule, plan_splits, seeded_order, take_fold, take_split
+from raydl.data.split import (
+    HASH_COLUMN,
+    SPLITS,
+    SplitRule,
+    even_blocks,
+    plan_splits,
+    seeded_order,
+    take_fold,
+    take_split,
+)
 from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
@@ -156,6 +166,20 @@ def _balance(
     return train, {"before": before, "after": before}
 
 
+@contextlib.contextmanager
+def _ordered(spec: JobSpec) -> Iterator[None]:
+    """``train.deterministic``: every dataset built inside keeps its blocks in order when
+    it runs (a dataset keeps the Ray Data context it was built in), so a cached split
+    materializes the same on every run, and a streamed one reaches training in order."""
+    options = ray.data.DataContext.get_current().execution_options
+    before = options.preserve_order
+    options.preserve_order = before or spec.train.deterministic
+    try:
+        yield
+    finally:
+        options.preserve_order = before
+
+
 def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> PreparedData:
     """Run the data stage of a validated spec on the connected Ray cluster.
 
@@ -164,6 +188,11 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     Raises:
         DataError: the source is missing, or its columns are not what the spec says.
     """
+    with _ordered(spec):
+        return _prepare(spec, preprocessor)
+
+
+def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
     data = spec.data
     ds, info = read_source(data)
     schema = ds.schema()
@@ -252,6 +281,8 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
     }
     for name in cached:
         datasets[name] = datasets[name].materialize()
+    if "train" in cached and spec.train.deterministic:
+        datasets["train"] = even_blocks(datasets["train"])
     report = {
         "source": data.source.model_dump(mode="json"),
         "rows_read": cleaned.steps[0]["rows_in"],
@@ -290,7 +321,10 @@ def fold_datasets(
         DataError: the spec's split is not kfold, or ``fold`` is not in 0..k-1.
     """
     assert prepared.rows is not None and prepared.rule is not None and prepared.refit is not None
-    train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
-    pre = prepared.refit(train_raw)
-    train, _ = _balance(prepared.spec, train_raw, pre, None, cached=True)
-    return train.materialize(), val_raw.map_batches(pre, batch_format="numpy").materialize(), pre
+    spec = prepared.spec
+    with _ordered(spec):
+        train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
+        pre = prepared.refit(train_raw)
+        train, _ = _balance(spec, train_raw, pre, None, cached=True)
+        train = even_blocks(train) if spec.train.deterministic else train.materialize()
+        return train, val_raw.map_batches(pre, batch_format="numpy").materialize(), pre

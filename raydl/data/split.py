@@ -296,6 +296,21 @@ def seeded_order(rows: ray.data.Dataset, seed: int) -> ray.data.Dataset:
     )
 
 
+EVEN_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def even_blocks(ds: ray.data.Dataset) -> ray.data.MaterializedDataset:
+    """``ds`` materialized in equal blocks of about ``EVEN_BLOCK_BYTES``, rows in order.
+
+    How a training split reaches the workers depends on its blocks: Ray Data hands whole
+    blocks to each worker, and a worker's shuffle buffer fills block by block. A sort's
+    blocks differ from run to run (it samples its boundaries), so a reproducible run
+    needs a layout that depends only on the rows."""
+    ds = ds.materialize()
+    blocks = max(1, -(-ds.size_bytes() // EVEN_BLOCK_BYTES))
+    return ds.repartition(min(blocks, max(ds.count(), 1))).materialize()
+
+
 def take_split(
     hashed: ray.data.Dataset, rule: SplitRule, name: str, keep_hash: bool = False
 ) -> ray.data.Dataset:

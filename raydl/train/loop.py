@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray.train.torch
 import torch
 import torch.distributed as dist
@@ -164,6 +165,12 @@ def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> d
     return out
 
 
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one worker's epoch: its shuffle, dropout and augmentation draw from it,
+    so an epoch replayed after a restart draws what it drew the first time."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
 def _early_stop(state: dict[str, Any], metrics: dict[str, Any], es: EarlyStoppingSpec | None) -> bool:
     """Track the best value of ``es.metric`` in ``state``; True once ``es.patience`` epochs
     passed without an improvement of more than ``es.min_delta``."""
@@ -190,6 +197,8 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(spec.seed)
+    if t.deterministic and device.type == "cuda":
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     model = build_model(
         spec.model.arch,
         config["input_shape"],
@@ -252,6 +261,9 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
             if world > 1:  # DDP registers trainable parameters when it wraps: wrap again
                 strategy.model = ray.train.torch.prepare_model(strategy.module)
         started = time.perf_counter()
+        seed = epoch_seed(spec.seed, epoch, rank)
+        if t.deterministic:  # dropout and other torch draws: the same after a restart
+            torch.manual_seed(seed)
         if augment is not None:
             augment.start_epoch(spec.seed, epoch, rank)
         sums = _run_epoch(
@@ -261,7 +273,7 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
             on_bad_step=t.on_bad_step,
             grad_norm_limit=t.grad_norm_limit,
             epoch=epoch + 1,
-            shuffle_seed=spec.seed * 1000 + epoch * world + rank,
+            shuffle_seed=seed,
             augment=augment,
             **common,
         )
@@ -272,6 +284,7 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
             return
         train_seconds = time.perf_counter() - started
         metrics = _global_metrics("train", sums, task, device)
+        strategy.sync_buffers()  # validate the model the checkpoint holds: rank 0's buffers
         val_sums = _run_epoch(strategy, val_shard, train=False, observe=val_metrics.observe, **common)
         metrics.update(_global_metrics("val", val_sums, task, device))
         if val_sums["scored"]:  # a language model or VAE has nothing to score

@@ -141,6 +141,10 @@ class DDPStrategy:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def sync_buffers(self) -> None:
+        """Before evaluating: DDP already gives every rank rank 0's buffers (BatchNorm's
+        running statistics) at each forward."""
+
     def save(self, directory: Path, rank: int, model_config: dict[str, Any], state: dict[str, Any]) -> bool:
         """Write a checkpoint; True when this rank wrote files Ray Train should upload."""
         if rank != 0:
@@ -217,6 +221,17 @@ class DeepSpeedStrategy:
 
     def lr(self) -> float:
         return float(self.engine.get_lr()[0])
+
+    def sync_buffers(self) -> None:
+        """Before evaluating: every rank takes rank 0's buffers, as DDP does at each
+        forward. Each rank's BatchNorm running statistics follow its own batches; the
+        checkpoint holds rank 0's, so validation must score those, not a mix of ranks'
+        (it did: ZeRO's val accuracy then differed from DDP's with the same weights)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            for buffer in self.module.buffers():
+                dist.broadcast(buffer.data, src=0)
 
     def _full_state_dict(self) -> dict[str, torch.Tensor]:
         import deepspeed

@@ -137,3 +137,31 @@ def test_a_label_sorted_source_reaches_training_shuffled(ray_cluster, tmp_path):
     assert len(set(first.tolist())) == 3, first
     again = prepare_data(spec).datasets["train"].take_batch(64)["y"]
     np.testing.assert_array_equal(first, again)
+
+
+def test_a_cached_train_split_has_the_same_blocks_every_time(ray_cluster, tmp_path):
+    """Ray Data hands whole blocks to the training workers, so a reproducible run needs
+    the same blocks, not only the same rows: a sort's blocks differ from run to run."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "rows.csv"
+    frame = pd.DataFrame({"a": rng.normal(size=3000), "label": rng.integers(0, 3, size=3000)})
+    frame.to_csv(path, index=False)
+    spec = validate_spec(
+        {
+            "name": "blocks",
+            "data": {"source": {"type": "csv", "path": str(path)}, "label": "label", "cache": "always"},
+            "model": {"arch": "mlp"},
+        }
+    )
+
+    def layout():
+        train = prepare_data(spec).datasets["train"]
+        blocks = list(train.iter_batches(batch_size=None, batch_format="numpy"))
+        return [len(b["y"]) for b in blocks], np.concatenate([b["x"][:, 0] for b in blocks])
+
+    sizes, rows = layout()
+    for _ in range(2):
+        again_sizes, again_rows = layout()
+        assert again_sizes == sizes
+        np.testing.assert_array_equal(again_rows, rows)
+    assert max(sizes) - min(sizes) <= 1, sizes  # equal blocks
