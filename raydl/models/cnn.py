@@ -28,7 +28,9 @@ def cnn(
     c, h, w = input_shape
     layers: list[nn.Module] = []
     for out in channels:
-        layers.append(nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2))
+        # a bias before BatchNorm is cancelled by it: gradient ~0, and Adam turns that noise
+        # into a random walk (it made DDP and ZeRO differ)
+        layers.append(nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(out))
         layers.append(nn.ReLU())

@@ -56,7 +56,7 @@ def mlp(
         layers.append(embed)
         width += embed.width - embed.k
     for h in hidden:
-        layers.append(nn.Linear(width, h))
+        layers.append(nn.Linear(width, h, bias=not batch_norm))  # BatchNorm has its own shift
         if batch_norm:
             layers.append(nn.BatchNorm1d(h))
         layers += [_ACTIVATIONS[activation](), nn.Dropout(dropout)]
