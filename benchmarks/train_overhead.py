@@ -397,6 +397,7 @@ def show(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     r, p = results["raydl"]["timing"], results["plain"]["timing"]
+    n = results["raydl_nondeterministic"]["timing"]
 
     def fmt(v: Any, digits: int = 1) -> str:
         return "-" if v is None else f"{v:,.{digits}f}"
@@ -414,42 +415,38 @@ def show(results: dict[str, Any]) -> None:
     table.add_column("raydl (Ray Train)", justify="right")
     table.add_column("plain (torchrun)", justify="right")
     table.add_column("raydl / plain", justify="right")
-    table.add_row(
-        "steady samples/s (epochs 2+)",
-        fmt(r["steady_samples_per_s"]),
-        fmt(p["steady_samples_per_s"]),
-        ratio(r["steady_samples_per_s"], p["steady_samples_per_s"]),
-    )
-    table.add_row(
-        "start-up s (to end of epoch 1)",
-        fmt(r["startup_s"], 2),
-        fmt(p["startup_s"], 2),
-        ratio(r["startup_s"], p["startup_s"]),
-    )
+    table.add_column("raydl, not deterministic", justify="right")
+    table.add_column("deterministic / not", justify="right")
+
+    def row(name: str, key: str, plain_key: str | None = None, digits: int = 1) -> None:
+        pv = p.get(plain_key or key)
+        ours, loose = fmt(r[key], digits), fmt(n[key], digits)
+        table.add_row(name, ours, fmt(pv, digits), ratio(r[key], pv), loose, ratio(r[key], n[key]))
+
+    row("steady samples/s (epochs 2+)", "steady_samples_per_s")
+    row("start-up s (to end of epoch 1)", "startup_s", digits=2)
     table.add_row("  of which: ray.init / proc+dist init", fmt(r["ray_init_s"], 2), fmt(p["init_s"], 2), "")
     table.add_row("  of which: data prep / npz load", fmt(r["data_prep_s"], 2), fmt(p["data_load_s"], 2), "")
     table.add_row(
         "  of which: to end of epoch 1", fmt(r["fit_to_first_epoch_s"], 2), fmt(p["first_epoch_s"], 2), ""
     )
-    table.add_row(
-        "end-to-end s",
-        fmt(r["end_to_end_s"], 2),
-        fmt(p["end_to_end_s"], 2),
-        ratio(r["end_to_end_s"], p["end_to_end_s"]),
-    )
+    row("end-to-end s", "end_to_end_s", digits=2)
     table.add_row(
         "epoch s",
         ", ".join(f"{v:.1f}" for v in r["epoch_s"]),
         ", ".join(f"{v:.1f}" for v in p["epoch_s"]),
         "",
+        ", ".join(f"{v:.1f}" for v in n["epoch_s"]),
     )
     rv = results["raydl"]["callback_rows"]
     pv = results["plain"]["epochs"]
+    nv = results["raydl_nondeterministic"]["callback_rows"]
     table.add_row(
         "final val accuracy",
         fmt(rv[-1].get("val_accuracy") if rv else None, 4),
         fmt(pv[-1]["val_accuracy"] if pv else None, 4),
         "",
+        fmt(nv[-1].get("val_accuracy") if nv else None, 4),
     )
     Console(width=None if sys.stdout.isatty() else 110).print(table)
     m = results["machine"]
@@ -535,13 +532,25 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)  # let Ray's processes exit before the plain run takes the CPUs
         print(f"(b) plain: torchrun --standalone --nproc_per_node={args.workers}", flush=True)
         results["plain"] = run_plain(spec, results["raydl"], workdir, data_file, args.plain_timeout)
+        time.sleep(2)
+        # (c) the cost of reproducibility: the same run with Ray Data free to hand blocks
+        # to whichever worker asks first, and no per-epoch seeding
+        print("(c) raydl with train.deterministic: false", flush=True)
+        loose = spec.model_copy(update={"train": spec.train.model_copy(update={"deterministic": False})})
+        results["raydl_nondeterministic"] = run_raydl(loose, workdir / "c", workdir / "c.npz")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     r, p = results["raydl"]["timing"], results["plain"]["timing"]
+    n = results["raydl_nondeterministic"]["timing"]
     results["ratio_steady_samples_per_s"] = (
         r["steady_samples_per_s"] / p["steady_samples_per_s"]
         if r["steady_samples_per_s"] and p["steady_samples_per_s"]
+        else None
+    )
+    results["ratio_deterministic_to_not"] = (
+        r["steady_samples_per_s"] / n["steady_samples_per_s"]
+        if r["steady_samples_per_s"] and n["steady_samples_per_s"]
         else None
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
