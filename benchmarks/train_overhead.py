@@ -17,6 +17,9 @@ model, optimizer and batch size:
     with the same settings, the same per-worker batch, one thread per process (Ray Train
     gives each worker 1 CPU, so OMP_NUM_THREADS=1) and a ``DistributedSampler``.
 
+(c) raydl again with ``train.deterministic: false``: the cost of reproducible training
+    (ordered block dispatch, per-epoch seeds), printed as "deterministic / not".
+
 Per epoch both do the same work: a train pass over the worker's shard, a val pass,
 an all-reduce of the metric sums, and a checkpoint written by rank 0.
 
