@@ -180,6 +180,12 @@ def _ordered(spec: JobSpec) -> Iterator[None]:
         options.preserve_order = before
 
 
+def _cache_train(spec: JobSpec, train: ray.data.Dataset) -> ray.data.MaterializedDataset:
+    """A train split kept in the object store; deterministic: in equal blocks, so the
+    workers get the same batches on every run."""
+    return even_blocks(train) if spec.train.deterministic else train.materialize()
+
+
 def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> PreparedData:
     """Run the data stage of a validated spec on the connected Ray cluster.
 
@@ -280,9 +286,8 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         for c, st in column_stats(train_raw, [c for c in numeric if c in (feature_columns or [])]).items()
     }
     for name in cached:
-        datasets[name] = datasets[name].materialize()
-    if "train" in cached and spec.train.deterministic:
-        datasets["train"] = even_blocks(datasets["train"])
+        ds = datasets[name]
+        datasets[name] = _cache_train(spec, ds) if name == "train" else ds.materialize()
     report = {
         "source": data.source.model_dump(mode="json"),
         "rows_read": cleaned.steps[0]["rows_in"],
@@ -326,5 +331,4 @@ def fold_datasets(
         train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
         pre = prepared.refit(train_raw)
         train, _ = _balance(spec, train_raw, pre, None, cached=True)
-        train = even_blocks(train) if spec.train.deterministic else train.materialize()
-        return train, val_raw.map_batches(pre, batch_format="numpy").materialize(), pre
+        return _cache_train(spec, train), val_raw.map_batches(pre, batch_format="numpy").materialize(), pre

@@ -98,13 +98,15 @@ def _assert_resumed(result, killed_after, calm):
     return resumed, calm_rows
 
 
+def _numbers(rows: list[dict], keys=("epoch", "train_loss", "val_loss", "val_accuracy")) -> list[dict]:
+    return [{k: r[k] for k in keys} for r in rows]
+
+
 def test_same_seed_trains_the_same(calm_ddp, tmp_path, repo_root):
     # the same batches on every worker, the same dropout: epoch by epoch the same numbers
     again = raydl.run(load_spec(f"{repo_root}/jobs/digits_cnn.yaml", OVERRIDES), runs_root=tmp_path)
     keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")
-    assert [{k: r[k] for k in keys} for r in _epochs(again.run_dir)] == [
-        {k: r[k] for k in keys} for r in _epochs(calm_ddp.run_dir)
-    ]
+    assert _numbers(_epochs(again.run_dir), keys) == _numbers(_epochs(calm_ddp.run_dir), keys)
     assert again.metrics["accuracy"] == calm_ddp.metrics["accuracy"]
 
 
@@ -114,9 +116,8 @@ def test_killed_ddp_worker_resumes_from_last_checkpoint(calm_ddp, tmp_path, repo
     resumed, calm_rows = _assert_resumed(result, killed_after, calm_ddp)
     # the restarted workers replay the undisturbed run from the checkpoint on: same
     # weights, optimizer and schedule state, same batches and dropout in every epoch
-    keys = ("epoch", "train_loss", "val_loss", "val_accuracy")
     start = resumed[0]["resumed_from_epoch"]
-    assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in calm_rows[start:]]
+    assert _numbers(resumed) == _numbers(calm_rows[start:])
     assert result.metrics["accuracy"] == calm_ddp.metrics["accuracy"]
 
 
