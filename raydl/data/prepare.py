@@ -19,7 +19,7 @@ import ray
 
 from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean, column_stats, numeric_looking
-from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
+from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table, fit_text_preprocessor
 from raydl.data.sources import read_source
 from raydl.data.split import (
     HASH_COLUMN,
@@ -31,7 +31,6 @@ from raydl.data.split import (
     take_fold,
     take_split,
 )
-from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raydl.data.columns import TENSOR_COLUMN
 from raydl.errors import DataError
 
 if TYPE_CHECKING:  # this module must load without Ray: serving and load_preprocessor use it
     import ray
 
+    from raydl.spec import TextSpec
+
 STATE_FILE = "preprocessor.json"
-TENSOR_COLUMN = "x"  # the column of tensor sources: one array (e.g. an image) per row
 
 
 @dataclass
@@ -399,4 +401,24 @@ def fit_preprocessor(
         classes=classes,
         target_center=target_center,
         target_scale=target_scale,
+    )
+
+
+def fit_text_preprocessor(
+    train: ray.data.Dataset, *, text: TextSpec, task: str, label: str, classes: list[Any] | None
+) -> Preprocessor:
+    """A preprocessor whose ``x`` is ``text.max_length`` token ids of ``text.column``."""
+    from raydl.data.text import data_info, fit_tokenizer, texts_of
+
+    tok = fit_tokenizer(text, [] if text.tokenizer.type == "pretrained" else texts_of(train, text.column))
+    return Preprocessor(
+        task=task,
+        label=label,
+        feature_columns=None,
+        input_shape=[text.max_length],
+        scaling="none",
+        classes=classes,
+        text_column=text.column,
+        data_info=data_info(tok),
+        tokenizer=tok,
     )

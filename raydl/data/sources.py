@@ -17,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from raydl.data.preprocess import TENSOR_COLUMN
+from raydl.catalog import BUILTINS, SOURCES
+from raydl.catalog import TEXT_BUILTINS as TEXT_BUILTINS  # its home before the catalog
+from raydl.data.columns import TENSOR_COLUMN, dataset_from_arrays
 from raydl.errors import DataError
-from raydl.registry import Registry
 from raydl.spec import BuiltinSource, DataSpec, FileSource, HFDiskSource, ImagesSource
 
 
@@ -33,7 +34,6 @@ class SourceInfo:
 
 
 SourceReader = Callable[[DataSpec], tuple[ray.data.Dataset, SourceInfo]]
-SOURCES: Registry[SourceReader] = Registry("data source")
 
 
 @dataclass(frozen=True)
@@ -43,29 +43,6 @@ class Builtin:
     load: Callable[[BuiltinSource], tuple[dict[str, np.ndarray], SourceInfo]]
     label: str
     task: str
-
-
-BUILTINS: Registry[Callable[[], Builtin]] = Registry("builtin dataset")
-TEXT_BUILTINS = ("bbc_news",)  # builtins whose rows are text: a spec must say how to tokenize
-
-
-def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
-    """A Ray Dataset of ``blocks`` Arrow blocks; arrays of rank > 1 become tensor columns."""
-    from ray.data.extensions import ArrowTensorArray
-
-    n = len(next(iter(columns.values())))
-    bounds = np.linspace(0, n, num=min(blocks, max(n, 1)) + 1, dtype=int)
-    tables = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        tables.append(
-            pa.table(
-                {
-                    k: ArrowTensorArray.from_numpy(v[lo:hi]) if v.ndim > 1 else pa.array(v[lo:hi])
-                    for k, v in columns.items()
-                }
-            )
-        )
-    return ray.data.from_arrow(tables)
 
 
 # ------------------------------------------------------------------- builtins

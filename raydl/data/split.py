@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import ray
 
+from raydl.data.columns import HASH_COLUMN
 from raydl.errors import DataError
 from raydl.spec import SplitSpec
 
-HASH_COLUMN = "_h"
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
 SPLIT_KEY = "_split_key"  # the time/group column, in the keys gathered to plan splits
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # serving loads tokenizers without Ray
     import ray
     from tokenizers import Tokenizer
 
-    from raydl.data.preprocess import Preprocessor
     from raydl.spec import TextSpec, TokenizerSpec
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -150,23 +149,3 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     if not file.is_file():
         raise DataError(f"{directory}: the preprocessor of a text run lacks its {TOKENIZER_FILE}")
     return Tokenizer.from_file(str(file))
-
-
-def fit_text_preprocessor(
-    train: ray.data.Dataset, *, text: TextSpec, task: str, label: str, classes: list[Any] | None
-) -> Preprocessor:
-    """A preprocessor whose ``x`` is ``text.max_length`` token ids of ``text.column``."""
-    from raydl.data.preprocess import Preprocessor
-
-    tok = fit_tokenizer(text, [] if text.tokenizer.type == "pretrained" else texts_of(train, text.column))
-    return Preprocessor(
-        task=task,
-        label=label,
-        feature_columns=None,
-        input_shape=[text.max_length],
-        scaling="none",
-        classes=classes,
-        text_column=text.column,
-        data_info=data_info(tok),
-        tokenizer=tok,
-    )

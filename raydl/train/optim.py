@@ -1,4 +1,5 @@
-"""Optimizers, LR schedules and losses, each family in its registry.
+"""Optimizers, LR schedules and losses, each family in its registry (the names are
+declared in :mod:`raydl.catalog`; this module registers the builders).
 
 Builders take the validated spec section, so a new entry needs no change elsewhere.
 """
@@ -7,20 +8,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from raydl.checks import metric_mode
+from raydl.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, metric_mode
 from raydl.errors import RaydlError
-from raydl.registry import Registry
 from raydl.spec import LossSpec, OptimizerSpec, SchedulerSpec
 
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-SCHEDULERS: Registry[Callable[..., torch.optim.lr_scheduler.LRScheduler | None]] = Registry("scheduler")
-LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+__all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "build_loss", "default_loss", "epoch_end", "steps_per_batch"]
 
 
 # ----------------------------------------------------------------- optimizers
