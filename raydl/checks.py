@@ -70,7 +70,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     Raises:
         SpecError: an override is not ``path=value``, or walks through a non-mapping.
     """
-    problems = []
+    problems: list[str] = []
     for item in overrides:
         path, sep, text = item.partition("=")
         if not sep or not path.strip():
@@ -215,7 +215,8 @@ def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
 
 def _check_data(spec: JobSpec) -> list[str]:
     """The source fits the task, label and input the spec describes."""
-    data, problems = spec.data, []
+    data = spec.data
+    problems: list[str] = []
     if data.source.type == "builtin":
         name = data.source.name
         builtin = BUILTINS.info(name)
@@ -246,7 +247,8 @@ def _check_data(spec: JobSpec) -> list[str]:
 def _check_language_modeling(spec: JobSpec) -> list[str]:
     """A language model learns from token ids alone: it needs a text column, and there is
     no label to stratify the split on or to balance."""
-    data, problems = spec.data, []
+    data = spec.data
+    problems: list[str] = []
     if data.text is None:
         problems.append(
             "data.text: language_modeling trains on token ids; set data.text (e.g. {column: text})"
@@ -267,7 +269,8 @@ def _check_language_modeling(spec: JobSpec) -> list[str]:
 def _check_augment(spec: JobSpec) -> list[str]:
     """Augmentations that fit the data: text steps on token ids, image steps on images,
     mixed labels for classification only."""
-    data, problems = spec.data, []
+    data = spec.data
+    problems: list[str] = []
     for i, step in enumerate(data.augment):
         path = f"data.augment[{i}]"
         info: AugmentInfo = AUGMENTS.info(step.type)
@@ -288,7 +291,8 @@ def _check_augment(spec: JobSpec) -> list[str]:
 def _check_metrics(spec: JobSpec) -> list[str]:
     """Metrics that training must report (checkpoint, early stopping, plateau) and test
     metrics that fit the task."""
-    data, train, problems = spec.data, spec.train, []
+    data, train = spec.data, spec.train
+    problems: list[str] = []
     if data.task not in ("classification", "regression"):
         return problems
     reported = reported_metrics(data.task, spec.evaluate.metrics)
@@ -337,7 +341,7 @@ def requirements_problems(t: TrainSpec) -> list[str]:
     """What the chosen strategy/precision needs that the spec or machine lacks; one
     ``dotted.path: message`` line each (the cluster's GPUs are checked when training
     starts). Finding a package does not import it."""
-    problems = []
+    problems: list[str] = []
     if t.precision == "fp16" and not t.use_gpu:
         problems.append(
             "train.precision: fp16 needs a GPU (train.use_gpu: true): its gradient scaling "
@@ -353,7 +357,8 @@ def requirements_problems(t: TrainSpec) -> list[str]:
 def _check_tune(spec: JobSpec) -> list[str]:
     """The search: a reported metric, a valid space, and the trial kinds each scheduler
     and ``tune.cv`` need."""
-    t, problems = spec.tune, []
+    t = spec.tune
+    problems: list[str] = []
     if t is None or spec.data.task not in ("classification", "regression"):
         return problems
     reported = reported_metrics(spec.data.task, spec.evaluate.metrics)
@@ -396,7 +401,7 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
     """Problems of ``tune.space``, one dotted line each: each entry is one known kind
     with fitting arguments, fits ``tune.search``, and gives trials that are valid specs
     (``raw_spec``, the job, is validated with each end of each range)."""
-    problems = []
+    problems: list[str] = []
     variant_searchers = " or ".join(n for n in SEARCHERS.names() if SEARCHERS.info(n).variants)
     for path, entry in tune_spec.space.items():
         where = f"tune.space.{path}"
@@ -494,7 +499,7 @@ def _lookup(raw: Any, path: str) -> Any:
 
 def check_unimplemented(raw: dict[str, Any]) -> list[str]:
     """A line for each feature the raw spec asks for that this version lacks."""
-    problems = []
+    problems: list[str] = []
     for path, asked in _UNIMPLEMENTED:
         value = _lookup(raw, path)
         try:

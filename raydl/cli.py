@@ -346,9 +346,13 @@ def tune(
     from raydl.progress import Display
 
     _setup_logging(verbose)
-    if (spec is None) == (resume is None):
+    if spec is not None and resume is None:
+        path = spec
+    elif resume is not None and spec is None:
+        path = resume / "spec.yaml"
+    else:
         raise RaydlError("tune: give a spec, or --resume RUN_DIR (not both)")
-    job = load_spec(resume / "spec.yaml" if resume else spec, overrides or [])
+    job = load_spec(path, overrides or [])
     if job.tune is None:
         raise RaydlError(f"tune: {spec or resume} has no tune: section")
     with _interruptible():

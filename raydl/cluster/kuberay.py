@@ -12,6 +12,7 @@ cluster and reading their status is :mod:`raydl.cluster.kube_client`'s job.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -75,7 +76,7 @@ def pod_template(
     gpu: int = 0,
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict[str, Any]] | None = None,
-    ports: list[tuple[str, int]] = (),  # type: ignore[assignment]
+    ports: Sequence[tuple[str, int]] = (),
     spec_config_map: str | None = None,
     wandb_secret: str | None = None,
     wandb_key: str = "api-key",

@@ -210,6 +210,11 @@ AUGMENTS.register("random_insertion")(_text_step(random_insertion, "n"))
 
 
 # ------------------------------------------------------------------------- build
+def _seeded_state(seed: int, epoch: int, rank: int) -> torch.Tensor:
+    """The generator state of one epoch on one rank."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + rank).get_state()
+
+
 class Augment:
     """The spec's steps as one function of a batch, with its own random stream.
 
@@ -222,18 +227,16 @@ class Augment:
         self._state: torch.Tensor | None = None
 
     def start_epoch(self, seed: int, epoch: int, rank: int) -> None:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + rank)
-        self._state = g.get_state()
+        self._state = _seeded_state(seed, epoch, rank)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._state is None:
-            self.start_epoch(0, 0, 0)
+        state = self._state if self._state is not None else _seeded_state(0, 0, 0)
         if self.mixes:
             y = F.one_hot(y.long(), self.num_classes).float()
         # kornia draws from torch's global generator: swap in ours for the duration, so
         # augmentation is reproducible and the model's dropout stream is untouched.
         with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._state)
+            torch.set_rng_state(state)
             for step in self.steps:
                 x, y = step(x, y)
             self._state = torch.get_rng_state()

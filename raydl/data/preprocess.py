@@ -86,7 +86,7 @@ class Preprocessor:
 
             return encode(self.tokenizer, batch[self.text_column])
         if self.feature_columns is None:
-            x = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
+            x: np.ndarray = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
             if x.ndim == 4:  # (B, C, H, W): per-channel statistics
                 center = np.asarray(self.center, np.float32)[None, :, None, None]
                 scale = np.asarray(self.scale, np.float32)[None, :, None, None]
@@ -112,8 +112,8 @@ class Preprocessor:
                 components = np.asarray(self.pca_components, np.float32)  # (k, d)
                 x = (x - np.asarray(self.pca_mean, np.float32)) @ components.T
             if self.id_columns:  # ids for an embedding: exact in float32 below 2**24
-                ids = [self.category_ids(c, batch[c]).astype(np.float32) for c in self.id_columns]
-                x = np.concatenate([x, np.stack(ids, axis=1)], axis=1)
+                id_values = [self.category_ids(c, batch[c]).astype(np.float32) for c in self.id_columns]
+                x = np.concatenate([x, np.stack(id_values, axis=1)], axis=1)
             return x.reshape((len(x), *self.input_shape))
         if self.scaling != "none":
             x = (x - center) / scale

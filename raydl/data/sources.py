@@ -11,6 +11,7 @@ import gzip
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +244,7 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     Raises:
         DataError: the folder is missing or holds no class sub-folders.
     """
-    from ray.data.datasource.partitioning import Partitioning
+    from ray.data.datasource.partitioning import Partitioning, PartitionStyle
 
     src = data.source
     assert isinstance(src, ImagesSource) and data.image is not None  # checks.py requires data.image
@@ -261,14 +262,14 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
             src.path,
             size=(height, width),
             mode="L" if channels == 1 else "RGB",
-            partitioning=Partitioning("dir", field_names=[data.label], base_dir=src.path),
+            partitioning=Partitioning(PartitionStyle.DIRECTORY, field_names=[data.label], base_dir=src.path),
             file_extensions=["png", "jpg", "jpeg"],
         )
     except (OSError, ValueError) as e:
         raise DataError(f"data.source: cannot read images from {src.path!r}: {e}") from e
     if src.limit:
         ds = ds.limit(src.limit)
-    ds = ds.map_batches(_image_to_chw, fn_kwargs={"channels": channels}, batch_format="numpy")
+    ds = ds.map_batches(partial(_image_to_chw, channels=channels), batch_format="numpy")
     return ds, SourceInfo(label=data.label, tensor_shape=(channels, height, width))
 
 

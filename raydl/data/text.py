@@ -58,7 +58,7 @@ def _new_tokenizer(spec: TokenizerSpec) -> tuple[Tokenizer, Any]:
     if spec.type == "bpe":
         # the end-of-word suffix lets decode() put the spaces back
         tok = Tokenizer(models.BPE(unk_token=UNK, end_of_word_suffix=EOW))
-        trainer = trainers.BpeTrainer(
+        trainer: trainers.Trainer = trainers.BpeTrainer(
             vocab_size=spec.vocab_size,
             min_frequency=spec.min_frequency,
             special_tokens=SPECIALS,

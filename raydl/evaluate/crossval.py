@@ -130,7 +130,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
 
     pre = prepared.preprocessor
     rows = []
-    for result in grid:
+    for result in (grid[i] for i in range(len(grid))):  # ResultGrid: indexable, typed without __iter__
         if result.config is None or result.metrics_dataframe is None:
             raise RaydlError("evaluate.cross_validation: a fold did not run (the search was stopped)")
         if result.error is not None:

@@ -11,7 +11,7 @@ User code (``module:function``) is checked against its own signature instead.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,17 +26,10 @@ class Params(Section):
     """Base of the params classes; the builder's own checks still apply when it builds."""
 
 
-class _Heads(Params):
+def _heads_divide(name: str, width: int, heads: int) -> None:
     """Attention splits the width evenly over the heads."""
-
-    _width_field: ClassVar[str] = "dim"
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> _Heads:
-        width, heads = getattr(self, self._width_field), self.heads
-        if width % heads:
-            raise ValueError(f"{self._width_field} ({width}) must be a multiple of heads ({heads})")
-        return self
+    if width % heads:
+        raise ValueError(f"{name} ({width}) must be a multiple of heads ({heads})")
 
 
 class MlpParams(Params):
@@ -87,7 +80,7 @@ class Resnet18Params(Params):
     dropout: float = Dropout
 
 
-class VitParams(_Heads):
+class VitParams(Params):
     patch: int = Field(
         4, ge=1, description="Side of the square patches; must divide the image's height and width."
     )
@@ -96,6 +89,11 @@ class VitParams(_Heads):
     heads: int = Field(4, ge=1, description="Attention heads; must divide dim.")
     mlp_ratio: float = Field(2.0, gt=0, description="Feed-forward width as a multiple of dim.")
     dropout: float = Dropout
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> VitParams:
+        _heads_divide("dim", self.dim, self.heads)
+        return self
 
 
 class _TokenParams(Params):
@@ -114,20 +112,29 @@ class RnnParams(_TokenParams):
     )
 
 
-class BertParams(_TokenParams, _Heads):
-    _width_field: ClassVar[str] = "hidden"
+class BertParams(_TokenParams):
     hidden: int = Field(128, ge=1, description="Hidden size.")
     layers: int = Field(2, ge=1, description="Encoder layers.")
     heads: int = Field(2, ge=1, description="Attention heads; must divide hidden.")
     intermediate: int = Field(256, ge=1, description="Feed-forward width.")
     dropout: float = Field(0.1, ge=0, le=1, description="Hidden and attention dropout.")
 
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> BertParams:
+        _heads_divide("hidden", self.hidden, self.heads)
+        return self
 
-class Gpt2Params(_TokenParams, _Heads):
+
+class Gpt2Params(_TokenParams):
     dim: int = Field(128, ge=1, description="Embedding width.")
     layers: int = Field(2, ge=1, description="Decoder layers.")
     heads: int = Field(2, ge=1, description="Attention heads; must divide dim.")
     dropout: float = Field(0.1, ge=0, le=1, description="Residual, embedding and attention dropout.")
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> Gpt2Params:
+        _heads_divide("dim", self.dim, self.heads)
+        return self
 
 
 class VaeParams(Params):

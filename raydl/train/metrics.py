@@ -109,6 +109,8 @@ _register("jaccard", MetricDef(lambda n: tmc.MultilabelJaccardIndex(num_labels=n
 class ClassCounts(torchmetrics.Metric):
     """Rows per class, summed over the workers."""
 
+    counts: torch.Tensor  # a synced state (add_state)
+
     def __init__(self, num_classes: int):
         super().__init__()
         self.num_classes = num_classes

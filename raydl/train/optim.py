@@ -122,6 +122,8 @@ class SoftCrossEntropy(nn.Module):
     """Cross-entropy that takes class ids ``(B,)`` or soft targets ``(B, C)`` (mixup), with
     optional per-class weights and label smoothing (torch's own loss does all three)."""
 
+    weight: torch.Tensor | None  # a buffer: moves with the module to its device
+
     def __init__(self, weight: list[float] | None, label_smoothing: float) -> None:
         super().__init__()
         self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight else None)
@@ -150,6 +152,8 @@ def _probabilities(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class FocalLoss(nn.Module):
     """Multi-class focal loss (Lin et al. 2017): ``-Σ_c w_c t_c (1 - p_c)^γ log p_c``,
     averaged over the batch; γ = 0 is (weighted) cross-entropy."""
+
+    weight: torch.Tensor | None  # a buffer: moves with the module to its device
 
     def __init__(self, gamma: float, weight: list[float] | None) -> None:
         super().__init__()
