@@ -64,7 +64,14 @@ class ModelSpec(Section):
         target["allOf"] = [
             {
                 "if": {"properties": {"arch": {"const": arch}}, "required": ["arch"]},
-                "then": {"properties": {"params": handler(params.__pydantic_core_schema__)}},
+                "then": {
+                    "properties": {
+                        "params": {
+                            **handler(params.__pydantic_core_schema__),
+                            "description": f"Keyword arguments of the {arch} builder.",
+                        }
+                    }
+                },
             }
             for arch, params in ARCH_PARAMS.items()
         ]
