@@ -43,12 +43,15 @@ test: setup  ## the whole test suite: unit, integration (real local Ray), e2e (t
 test-unit: setup  ## only the fast tests without Ray
 	$(BIN)/pytest -q tests/unit
 
-lint: setup
+# ruff, mypy and import-linter come pinned with the dev extra; lint-imports checks the
+# layer contracts of pyproject.toml (a module importing a layer above it, or a cycle).
+lint: $(BIN)/raydl  ## ruff, mypy raydl, and the import layers (lint-imports)
 	$(BIN)/ruff check raydl tests benchmarks
 	$(BIN)/mypy raydl
+	$(BIN)/lint-imports
 
 bench: setup  ## raydl vs plain torchrun DDP, side by side
 	$(BIN)/python benchmarks/train_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .import_linter_cache *.egg-info

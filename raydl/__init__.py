@@ -3,8 +3,6 @@ through data preparation, training and evaluation on a laptop or a Ray cluster."
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
@@ -26,8 +24,10 @@ if TYPE_CHECKING:
     from raydl.data.preprocess import Preprocessor
     from raydl.pipeline import RunResult
 
+from raydl._version import __version__
+from raydl.checks import load_spec
 from raydl.errors import RaydlError, SpecError
-from raydl.spec import JobSpec, load_spec
+from raydl.spec import JobSpec
 
 
 def run(spec: JobSpec, **kwargs: Any) -> RunResult:

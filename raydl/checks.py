@@ -1,34 +1,225 @@
-"""Cross-section rules of the job spec, all in one place.
+"""Loading a job spec, and every rule that spans more than one field, in one place.
 
-Field-level rules live on the pydantic classes in :mod:`raydl.spec`; this module checks
-what needs more than one field or a registry: names that must resolve, metrics that
-training must report, and features this version does not implement yet (a run asking
-for them fails before Ray starts, with a message that says so).
+Field-level rules live on the pydantic classes of :mod:`raydl.spec`. This module reads
+the YAML, applies dotted overrides, validates, and checks what needs more than one
+field, the facts of a component family (:mod:`raydl.catalog`) or the local disk: a
+builtin's label and task, metrics that training must report, the tune space, what a
+strategy needs installed, data paths that do not exist, and features this version does
+not implement yet (a run asking for them fails before Ray starts, saying so).
+
+It imports neither torch nor Ray (``tests/unit/test_light_loading.py`` proves it); a
+``module:function`` model is imported to read its signature, as the user asked.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.util
+import inspect
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from raydl.spec import IMAGE_AUGMENTS, TEXT_AUGMENTS, JobSpec
+import yaml
+from pydantic import ValidationError
+
+from raydl.catalog import (
+    AUGMENTS,
+    BUILTINS,
+    METRICS,
+    MODELS,
+    SEARCHERS,
+    SPACES,
+    STRATEGIES,
+    TEXT_AUGMENTS,
+    TEXT_BUILTINS,
+    TRIAL_SCHEDULERS,
+    AugmentInfo,
+    metric_mode,
+    reported_metrics,
+)
+from raydl.errors import SpecError
+from raydl.registry import did_you_mean
+from raydl.spec import DataSpec, JobSpec, ModelSpec, TrainSpec, TuneSpec
+from raydl.spec_errors import describe_error
+
+__all__ = [
+    "VERSION_NOTE",
+    "apply_overrides",
+    "check_model_params",
+    "check_paths",
+    "check_space",
+    "check_spec",
+    "check_unimplemented",
+    "load_spec",
+    "metric_mode",
+    "read_spec_file",
+    "requirements_problems",
+    "validate_spec",
+]
 
 VERSION_NOTE = "not implemented in this version of raydl"
 
 
-def check_spec(spec: JobSpec) -> list[str]:
-    """Every cross-section problem of ``spec``, one ``dotted.path: message`` line each."""
-    from raydl.data.sources import BUILTINS, TEXT_BUILTINS
-    from raydl.evaluate.metrics import TEST_METRICS, reported_metrics
-    from raydl.models import check_params
-    from raydl.train.strategy import requirements_problems
+# ---------------------------------------------------------------------- loading
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw spec dict.
 
+    Raises:
+        SpecError: an override is not ``path=value``, or walks through a non-mapping.
+    """
     problems: list[str] = []
-    data, train = spec.data, spec.train
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        if not sep or not path.strip():
+            problems.append(f"{item}: an override is written dotted.path=value")
+            continue
+        keys = path.strip().split(".")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            problems.append(f"{path}: cannot parse {text!r} as a value ({e.__class__.__name__})")
+            continue
+        node = raw
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                problems.append(f"{'.'.join(keys[: i + 1])}: is not a section, cannot set {path}")
+                break
+            node = child
+        else:
+            node[keys[-1]] = value
+    if problems:
+        raise SpecError(problems)
+    return raw
 
+
+def validate_spec(raw: Any, allow_unbuilt: tuple[str, ...] = (), local_paths: bool = True) -> JobSpec:
+    """Validate a raw spec mapping; all problems at once.
+
+    Args:
+        raw: the spec as read from YAML (overrides applied).
+        allow_unbuilt: sections that are not implemented yet but may be described
+            (``raydl k8s render`` renders them).
+        local_paths: check that local paths the spec names exist here; off when the
+            job runs elsewhere (``raydl submit``, KubeRay), where its data lives.
+
+    Raises:
+        SpecError: one line per problem, with its dotted path.
+    """
+    if not isinstance(raw, dict):
+        raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
+    problems = [p for p in check_unimplemented(raw) if p.split(":")[0] not in allow_unbuilt]
+    try:
+        spec = JobSpec.model_validate(raw)
+    except ValidationError as e:
+        schema_problems = [describe_error(err, raw, JobSpec) for err in e.errors()]
+        flagged = {line.split(":")[0] for line in schema_problems}
+        raise SpecError(schema_problems + [p for p in problems if p.split(":")[0] not in flagged]) from None
+    problems += check_spec(spec, local_paths)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML spec file into a raw mapping.
+
+    Raises:
+        SpecError: the file is missing or is not valid YAML.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError([f"{path}: no such spec file"])
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError([f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
+    return raw if raw is not None else {}
+
+
+def load_spec(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    allow_unbuilt: tuple[str, ...] = (),
+    local_paths: bool = True,
+) -> JobSpec:
+    """Read, override and validate a job spec (see :func:`validate_spec`).
+
+    Args:
+        path: the YAML file.
+        overrides: ``dotted.path=value`` strings applied before validation.
+
+    Raises:
+        SpecError: every problem found, one line each.
+    """
+    raw = read_spec_file(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            raise SpecError([f"(spec): must be a mapping of sections, got {type(raw).__name__}"])
+        raw = apply_overrides(raw, overrides)
+    return validate_spec(raw, allow_unbuilt, local_paths)
+
+
+# ------------------------------------------------------------------------ rules
+def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
+    """Every cross-section problem of ``spec``, one ``dotted.path: message`` line each."""
+    data, train = spec.data, spec.train
+    problems = _check_data(spec)
+    if ":" in spec.model.arch:  # a registered arch's params were validated by its params class
+        problems += check_model_params(spec.model.arch, spec.model.params)
+    problems += _check_augment(spec)
+    problems += _check_metrics(spec)
+    problems += _check_tune(spec)
+    problems += requirements_problems(train)
+    if local_paths:
+        problems += check_paths(spec)
+
+    # -- consistency between fields
+    if data.split.val + data.split.test >= 0.9:
+        problems.append(
+            f"data.split: val + test must leave at least 10% for training, "
+            f"got {data.split.val} + {data.split.test}"
+        )
+    if data.balance != "none" and data.task != "classification":
+        problems.append(f"data.balance: {data.balance!r} balances classes; data.task is {data.task}")
+    split = data.split
+    if split.method == "kfold" and split.k is None:
+        problems.append("data.split.k: kfold needs the number of folds k (2 or more)")
+    if split.method in ("time", "group") and not split.column:
+        problems.append(f"data.split.column: the {split.method} split needs the column it goes by")
+    if train.batch_size < train.workers:
+        problems.append(
+            f"train.batch_size: the global batch ({train.batch_size}) must be at least one "
+            f"row per worker ({train.workers} workers)"
+        )
+    reason = STRATEGIES.info(train.strategy).no_skip_reason
+    if reason and train.on_bad_step == "skip":
+        problems.append(
+            f"train.on_bad_step: skip is not available with train.strategy: {train.strategy} "
+            f"({reason}); use stop"
+        )
+    if train.scheduler.type == "cosine" and train.scheduler.warmup_epochs >= train.epochs:
+        problems.append(
+            f"train.scheduler.warmup_epochs: must be less than train.epochs ({train.epochs}), "
+            f"got {train.scheduler.warmup_epochs}"
+        )
+    return problems
+
+
+def _check_data(spec: JobSpec) -> list[str]:
+    """The source fits the task, label and input the spec describes."""
+    data = spec.data
+    problems: list[str] = []
     if data.source.type == "builtin":
-        builtin = BUILTINS.get(data.source.name)()
         name = data.source.name
+        builtin = BUILTINS.info(name)
         lm_on_text = data.task == "language_modeling" and name in TEXT_BUILTINS  # texts, no labels
         if data.label != builtin.label and not lm_on_text:
             problems.append(
@@ -50,106 +241,14 @@ def check_spec(spec: JobSpec) -> list[str]:
             problems.append("data.image: a text job has no image shape; remove data.image or data.text")
     if data.task == "language_modeling":
         problems += _check_language_modeling(spec)
-    problems += check_params(spec.model.arch, spec.model.params)
-    problems += _check_augment(spec)
-
-    # -- metrics that training and evaluation must know
-    if data.task in ("classification", "regression"):
-        reported = reported_metrics(data.task, spec.evaluate.metrics)
-        for path, metric in (
-            ("train.checkpoint.metric", train.checkpoint.metric),
-            ("train.early_stopping.metric", train.early_stopping.metric if train.early_stopping else None),
-            ("train.scheduler.metric", train.scheduler.metric if train.scheduler.type == "plateau" else None),
-        ):
-            if metric is not None and metric not in reported:
-                problems.append(
-                    f"{path}: {metric!r} is not reported by {data.task} training; "
-                    f"reported: {', '.join(reported)}"
-                )
-        for i, metric in enumerate(spec.evaluate.metrics or []):
-            if data.task not in TEST_METRICS.get(metric).tasks:
-                problems.append(f"evaluate.metrics[{i}]: {metric!r} does not apply to {data.task}")
-
-    if spec.tune is not None and data.task in ("classification", "regression"):
-        from raydl.tune.search import check_space
-
-        reported = reported_metrics(data.task, spec.evaluate.metrics)
-        if spec.tune.metric not in reported:
-            problems.append(
-                f"tune.metric: {spec.tune.metric!r} is not reported by {data.task} training; "
-                f"reported: {', '.join(reported)}"
-            )
-        problems += check_space(spec.tune, spec.model_dump(mode="json"))
-
-    # -- consistency between fields
-    if data.split.val + data.split.test >= 0.9:
-        problems.append(
-            f"data.split: val + test must leave at least 10% for training, "
-            f"got {data.split.val} + {data.split.test}"
-        )
-    if data.balance != "none" and data.task != "classification":
-        problems.append(f"data.balance: {data.balance!r} balances classes; data.task is {data.task}")
-    split = data.split
-    if split.method == "kfold" and split.k is None:
-        problems.append("data.split.k: kfold needs the number of folds k (2 or more)")
-    if split.method in ("time", "group") and not split.column:
-        problems.append(f"data.split.column: the {split.method} split needs the column it goes by")
-    if train.batch_size < train.workers:
-        problems.append(
-            f"train.batch_size: the global batch ({train.batch_size}) must be at least one "
-            f"row per worker ({train.workers} workers)"
-        )
-    problems += requirements_problems(train)
-    if train.strategy == "deepspeed" and train.on_bad_step == "skip":
-        problems.append(
-            "train.on_bad_step: skip is not available with train.strategy: deepspeed (DeepSpeed "
-            "reduces and applies gradients in one step); use stop"
-        )
-    if train.scheduler.type == "cosine" and train.scheduler.warmup_epochs >= train.epochs:
-        problems.append(
-            f"train.scheduler.warmup_epochs: must be less than train.epochs ({train.epochs}), "
-            f"got {train.scheduler.warmup_epochs}"
-        )
-
-    return problems
-
-
-# What this version does not do yet: (dotted path, is it asked for?) on the *raw* spec, so
-# these are reported together with the schema's own problems, before Ray starts.
-_ABSENT: tuple[Any, ...] = (None, False, [], {}, "none", "error")
-_UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("compress", lambda v: v is not None),
-    ("serve", lambda v: v is not None),
-]
-
-
-def _lookup(raw: Any, path: str) -> Any:
-    node = raw
-    for key in path.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def check_unimplemented(raw: dict[str, Any]) -> list[str]:
-    """A line for each feature the raw spec asks for that this version lacks."""
-    problems = []
-    for path, asked in _UNIMPLEMENTED:
-        value = _lookup(raw, path)
-        try:
-            hit = asked(value)
-        except TypeError:  # an unhashable value of the wrong type: the schema reports it
-            hit = False
-        if hit:
-            problems.append(f"{path}: {value!r} is {VERSION_NOTE} yet; remove it or use the default")
     return problems
 
 
 def _check_language_modeling(spec: JobSpec) -> list[str]:
     """A language model learns from token ids alone: it needs a text column, and there is
     no label to stratify the split on or to balance."""
-    data, problems = spec.data, []
+    data = spec.data
+    problems: list[str] = []
     if data.text is None:
         problems.append(
             "data.text: language_modeling trains on token ids; set data.text (e.g. {column: text})"
@@ -170,23 +269,243 @@ def _check_language_modeling(spec: JobSpec) -> list[str]:
 def _check_augment(spec: JobSpec) -> list[str]:
     """Augmentations that fit the data: text steps on token ids, image steps on images,
     mixed labels for classification only."""
-    data, problems = spec.data, []
+    data = spec.data
+    problems: list[str] = []
     for i, step in enumerate(data.augment):
         path = f"data.augment[{i}]"
-        if step.type in TEXT_AUGMENTS and data.text is None:
+        info: AugmentInfo = AUGMENTS.info(step.type)
+        if info.input == "tokens" and data.text is None:
             problems.append(f"{path}: {step.type!r} works on token ids; it needs data.text")
-        if (step.type in IMAGE_AUGMENTS or step.type == "mixup") and data.text is not None:
+        if info.input != "tokens" and data.text is not None:
             problems.append(
                 f"{path}: {step.type!r} needs image (or float) input, not token ids; "
                 f"for text use {', '.join(TEXT_AUGMENTS)}"
             )
-        if step.type in ("mixup", "cutmix") and data.task != "classification":
+        if info.mixes and data.task != "classification":
             problems.append(f"{path}: {step.type!r} mixes class labels; it needs data.task: classification")
         if step.type == "gaussian_blur" and step.kernel_size % 2 == 0:
             problems.append(f"{path}.kernel_size: must be odd, got {step.kernel_size}")
     return problems
 
 
-def metric_mode(metric: str, mode: str | None) -> str:
-    """``mode`` if given, else min for losses, errors and perplexity, max for scores."""
-    return mode or ("min" if metric.endswith(("loss", "mae", "mse", "rmse", "perplexity")) else "max")
+def _check_metrics(spec: JobSpec) -> list[str]:
+    """Metrics that training must report (checkpoint, early stopping, plateau) and test
+    metrics that fit the task."""
+    data, train = spec.data, spec.train
+    problems: list[str] = []
+    if data.task not in ("classification", "regression"):
+        return problems
+    reported = reported_metrics(data.task, spec.evaluate.metrics)
+    for path, metric in (
+        ("train.checkpoint.metric", train.checkpoint.metric),
+        ("train.early_stopping.metric", train.early_stopping.metric if train.early_stopping else None),
+        ("train.scheduler.metric", train.scheduler.metric if train.scheduler.type == "plateau" else None),
+    ):
+        if metric is not None and metric not in reported:
+            problems.append(
+                f"{path}: {metric!r} is not reported by {data.task} training; reported: {', '.join(reported)}"
+            )
+    for i, metric in enumerate(spec.evaluate.metrics or []):
+        if ":" not in metric and data.task not in METRICS.info(metric).tasks:
+            problems.append(f"evaluate.metrics[{i}]: {metric!r} does not apply to {data.task}")
+    return problems
+
+
+def check_model_params(arch: str, params: dict[str, Any]) -> list[str]:
+    """Problems with ``params`` for ``arch``, one ``model.params.<key>: …`` line each. A
+    registered arch is checked by its params class (:mod:`raydl.spec.model_params`),
+    user code (``module:function``, imported here) by its builder's signature. Empty
+    when the arch itself is unknown (the ``model.arch`` line says so)."""
+    if MODELS.check(arch):
+        return []
+    if ":" not in arch:
+        raw = {"arch": arch, "params": params}
+        try:
+            ModelSpec.model_validate(raw)
+        except ValidationError as e:
+            return [f"model.{describe_error(err, raw, ModelSpec)}" for err in e.errors()]
+        return []
+    sig = inspect.signature(MODELS.get(arch))
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return []
+    allowed = [n for n in sig.parameters if n not in ("input_shape", "num_outputs")]
+    return [
+        f"model.params.{k}: unknown parameter of model {arch!r}; "
+        f"{did_you_mean(k, allowed)}allowed: {', '.join(allowed)}"
+        for k in params
+        if k not in allowed
+    ]
+
+
+def requirements_problems(t: TrainSpec) -> list[str]:
+    """What the chosen strategy/precision needs that the spec or machine lacks; one
+    ``dotted.path: message`` line each (the cluster's GPUs are checked when training
+    starts). Finding a package does not import it."""
+    problems: list[str] = []
+    if t.precision == "fp16" and not t.use_gpu:
+        problems.append(
+            "train.precision: fp16 needs a GPU (train.use_gpu: true): its gradient scaling "
+            "runs on CUDA; use bf16 on CPU"
+        )
+    package = STRATEGIES.info(t.strategy).package
+    if package and importlib.util.find_spec(package) is None:
+        problems.append(f"train.strategy: {t.strategy} is not installed here (pip install {package})")
+    return problems
+
+
+# ------------------------------------------------------------------------- tune
+def _check_tune(spec: JobSpec) -> list[str]:
+    """The search: a reported metric, a valid space, and the trial kinds each scheduler
+    and ``tune.cv`` need."""
+    t = spec.tune
+    problems: list[str] = []
+    if t is None or spec.data.task not in ("classification", "regression"):
+        return problems
+    reported = reported_metrics(spec.data.task, spec.evaluate.metrics)
+    if t.metric not in reported:
+        problems.append(
+            f"tune.metric: {t.metric!r} is not reported by {spec.data.task} training; "
+            f"reported: {', '.join(reported)}"
+        )
+    problems += check_space(t, spec.model_dump(mode="json"))
+    one_worker = spec.train.workers == 1 and spec.train.strategy == "ddp"
+    variant_searchers = " or ".join(n for n in SEARCHERS.names() if SEARCHERS.info(n).variants)
+    if t.scheduler is not None and t.scheduler.type == "pbt":
+        if not t.space:
+            problems.append("tune.scheduler: pbt mutates tune.space, which is empty")
+        if not SEARCHERS.info(t.search).variants:
+            problems.append(
+                f"tune.search: pbt samples and mutates the trials itself; use {variant_searchers}, "
+                f"not {t.search}"
+            )
+        if not one_worker:
+            problems.append(
+                "tune.scheduler: pbt needs one-worker trials (train.workers: 1, train.strategy: ddp): "
+                "they hand their checkpoints to Tune, which PBT copies between trials"
+            )
+    if t.cv is not None:
+        if not one_worker:
+            problems.append(
+                "tune.cv: cross-validated trials run their folds in the trial's own process; "
+                "they need train.workers: 1 and train.strategy: ddp"
+            )
+        if t.scheduler is not None and TRIAL_SCHEDULERS.info(t.scheduler.type).between_epochs:
+            problems.append(
+                f"tune.cv: a trial's score is known once all its folds have trained, so "
+                f"{t.scheduler.type} has nothing to stop early; use scheduler fifo (or none)"
+            )
+    return problems
+
+
+def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
+    """Problems of ``tune.space``, one dotted line each: each entry is one known kind
+    with fitting arguments, fits ``tune.search``, and gives trials that are valid specs
+    (``raw_spec``, the job, is validated with each end of each range)."""
+    problems: list[str] = []
+    variant_searchers = " or ".join(n for n in SEARCHERS.names() if SEARCHERS.info(n).variants)
+    for path, entry in tune_spec.space.items():
+        where = f"tune.space.{path}"
+        if len(entry) != 1:
+            problems.append(f"{where}: give exactly one of {', '.join(SPACES.names())}, got {sorted(entry)}")
+            continue
+        ((kind, args),) = entry.items()
+        if kind not in SPACES:
+            problems.append(f"{where}: unknown space {kind!r}; known: {', '.join(SPACES.names())}")
+            continue
+        info = SPACES.info(kind)
+        if not isinstance(args, list) or not args:
+            problems.append(f"{where}.{kind}: expected {info.args}, got {args!r}")
+            continue
+        if info.bounds:
+            ok = len(args) == 2 and all(isinstance(a, int | float) for a in args) and args[0] < args[1]
+            if not ok or (kind == "loguniform" and args[0] <= 0):
+                problems.append(f"{where}.{kind}: expected {info.args}, got {args!r}")
+                continue
+        if kind == "grid" and not SEARCHERS.info(tune_spec.search).variants:
+            problems.append(
+                f"{where}.grid: grid values need tune.search {variant_searchers}, not {tune_spec.search}"
+            )
+        if tune_spec.search == "grid" and kind not in ("grid", "choice"):
+            problems.append(f"{where}.{kind}: tune.search grid takes only grid/choice values")
+        # the trial's spec must be valid with a value from this range
+        ends = {"randint": [args[0], args[-1] - 1], "choice": args, "grid": args}.get(kind, args)
+        for sample in ends:
+            trial = json.loads(json.dumps({**raw_spec, "tune": None}))
+            try:
+                validate_spec(apply_overrides(trial, [f"{path}={json.dumps(sample)}"]), local_paths=False)
+            except SpecError as e:
+                problems += [
+                    f"{where}: a trial with {path}={sample!r} is not a valid spec: {p}" for p in e.lines()
+                ]
+                break
+    return problems
+
+
+# ------------------------------------------------------------------------ paths
+def check_paths(spec: JobSpec) -> list[str]:
+    """Local paths the spec names that do not exist here (URIs and ``module:function``
+    names are left to the run): the data source, an images folder without class
+    sub-folders, pretrained weights, a tokenizer."""
+    problems = _check_source_path(spec.data)
+    for where, path in (
+        ("model.pretrained.path", spec.model.pretrained.path),
+        ("data.text.tokenizer.path", spec.data.text.tokenizer.path if spec.data.text else None),
+    ):
+        if path and "://" not in path and ":" not in path and not os.path.exists(path):
+            problems.append(f"{where}: {path!r} does not exist{_relative(path)}")
+    return problems
+
+
+def _check_source_path(data: DataSpec) -> list[str]:
+    src = data.source
+    path: str | None = getattr(src, "path", None)
+    if not path or "://" in path:
+        return []
+    where = "data.source.path"
+    if src.type in ("parquet", "csv", "jsonl") and any(ch in path for ch in "*?["):
+        return [] if glob.glob(path) else [f"{where}: no files match {path!r}{_relative(path)}"]
+    if not os.path.exists(path):
+        return [f"{where}: {path!r} does not exist{_relative(path)}"]
+    if src.type == "images":
+        root = Path(path)
+        if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
+            return [
+                f"{where}: {path!r} is not a folder of class sub-folders (one per class, holding its images)"
+            ]
+    return []
+
+
+def _relative(path: str) -> str:
+    return "" if os.path.isabs(path) else f" (relative to the working directory {os.getcwd()})"
+
+
+# ------------------------------------------------------------ not implemented yet
+# What this version does not do yet: (dotted path, is it asked for?) on the *raw* spec, so
+# these are reported together with the schema's own problems, before Ray starts.
+_UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
+    ("compress", lambda v: v is not None),
+    ("serve", lambda v: v is not None),
+]
+
+
+def _lookup(raw: Any, path: str) -> Any:
+    node = raw
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def check_unimplemented(raw: dict[str, Any]) -> list[str]:
+    """A line for each feature the raw spec asks for that this version lacks."""
+    problems: list[str] = []
+    for path, asked in _UNIMPLEMENTED:
+        value = _lookup(raw, path)
+        try:
+            hit = asked(value)
+        except TypeError:  # an unhashable value of the wrong type: the schema reports it
+            hit = False
+        if hit:
+            problems.append(f"{path}: {value!r} is {VERSION_NOTE} yet; remove it or use the default")
+    return problems

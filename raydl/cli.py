@@ -12,12 +12,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from raydl.errors import RaydlError
+
+if TYPE_CHECKING:
+    from raydl.spec import JobSpec
 
 app = typer.Typer(
     name="raydl",
@@ -81,10 +84,10 @@ def run(
     verbose: Verbose = False,
 ) -> None:
     """Run a job: data → train → evaluate, on embedded Ray or the cluster it names."""
+    from raydl.checks import load_spec
     from raydl.pipeline import resume_run
     from raydl.pipeline import run as run_job
     from raydl.progress import Display
-    from raydl.spec import load_spec
 
     _setup_logging(verbose)
     if resume is not None:
@@ -113,10 +116,10 @@ def data(
     verbose: Verbose = False,
 ) -> None:
     """Run only the data preparation of a job and print its data report."""
+    from raydl.checks import load_spec
     from raydl.data.prepare import prepare_data
     from raydl.progress import Display
     from raydl.runtime import connect
-    from raydl.spec import load_spec
 
     _setup_logging(verbose)
     job = load_spec(spec, overrides or [])
@@ -132,11 +135,22 @@ def data(
 
 
 @app.command()
-def validate(spec: Spec, overrides: Overrides = None) -> None:
-    """Check a spec (and overrides) without running it."""
-    from raydl.spec import load_spec
+def validate(
+    spec: Spec,
+    overrides: Overrides = None,
+    skip_paths: Annotated[
+        bool,
+        typer.Option(
+            "--skip-paths",
+            help="Do not check that local paths (data, weights, tokenizer) exist here: the job "
+            "will run where they are (a cluster).",
+        ),
+    ] = False,
+) -> None:
+    """Check a spec (and overrides) without running it: no Ray, no torch."""
+    from raydl.checks import load_spec
 
-    job = load_spec(spec, overrides or [])
+    job = load_spec(spec, overrides or [], local_paths=not skip_paths)
     console.print(
         f"[green]ok[/]: {spec} is a valid job spec ({job.name}: "
         f"{job.data.source.type} data, model {job.model.arch}, "
@@ -192,10 +206,11 @@ def submit(
     verbose: Verbose = False,
 ) -> None:
     """Submit a job to a Ray cluster, stream its logs, exit with its status (0: SUCCEEDED)."""
+    from raydl.checks import load_spec
     from raydl.cluster import submit as jobs
-    from raydl.spec import load_spec
 
-    job = load_spec(spec, overrides or [])
+    # the job's data lives on the cluster: its local paths are checked where it runs
+    job = load_spec(spec, overrides or [], local_paths=False)
     job_id = jobs.submit(job, address, working_dir=working_dir, requirements=requirements, verbose=verbose)
     err_console.print(f"submitted {job_id} to {address}", highlight=False)
     if no_wait:
@@ -256,13 +271,18 @@ Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes na
 Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: current).")]
 
 
+def _k8s_spec(spec: Path, overrides: list[str] | None) -> JobSpec:
+    from raydl.checks import load_spec
+
+    # `serve:` may be described before the serve stage is built: the RayService renders it;
+    # the job runs in pods, where its data paths are (checked there)
+    return load_spec(spec, overrides or [], allow_unbuilt=("serve",), local_paths=False)
+
+
 def _k8s_objects(spec: Path, overrides: list[str] | None, namespace: str | None = None) -> list[dict]:
     from raydl.cluster import kuberay
-    from raydl.spec import load_spec
 
-    # `serve:` may be described before the serve stage is built: the RayService renders it
-    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
-    return kuberay.render(job, namespace)
+    return kuberay.render(_k8s_spec(spec, overrides), namespace)
 
 
 @k8s_app.command("render")
@@ -279,10 +299,8 @@ def k8s_values(spec: Spec, overrides: Overrides = None) -> None:
     import yaml
 
     from raydl.cluster import kuberay
-    from raydl.spec import load_spec
 
-    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
-    sys.stdout.write(yaml.safe_dump(kuberay.helm_values(job), sort_keys=False))
+    sys.stdout.write(yaml.safe_dump(kuberay.helm_values(_k8s_spec(spec, overrides)), sort_keys=False))
 
 
 @k8s_app.command("apply")
@@ -290,9 +308,9 @@ def k8s_apply(
     spec: Spec, overrides: Overrides = None, namespace: Namespace = "default", context: Context = None
 ) -> None:
     """Create the rendered objects in the cluster of the current kubeconfig."""
-    from raydl.cluster import kuberay
+    from raydl.cluster import kube_client
 
-    for line in kuberay.apply(_k8s_objects(spec, overrides, namespace), namespace, context):
+    for line in kube_client.apply(_k8s_objects(spec, overrides, namespace), namespace, context):
         console.print(line)
 
 
@@ -301,11 +319,9 @@ def k8s_status(
     spec: Spec, overrides: Overrides = None, namespace: Namespace = "default", context: Context = None
 ) -> None:
     """Show the status of the RayJob (and RayService) of a job spec."""
-    from raydl.cluster import kuberay
-    from raydl.spec import load_spec
+    from raydl.cluster import kube_client
 
-    job = load_spec(spec, overrides or [], allow_unbuilt=("serve",))
-    for obj in kuberay.status(job, namespace, context):
+    for obj in kube_client.status(_k8s_spec(spec, overrides), namespace, context):
         state = obj["status"]
         summary = state.get("jobStatus") or state.get("serviceStatus") or state.get("jobDeploymentStatus")
         console.print(f"{obj['kind']}/{obj['name']}: {summary or 'no status yet'}")
@@ -325,14 +341,18 @@ def tune(
     verbose: Verbose = False,
 ) -> None:
     """Search hyperparameters (the spec's tune: section), then evaluate the best trial."""
+    from raydl.checks import load_spec
     from raydl.pipeline import run as run_job
     from raydl.progress import Display
-    from raydl.spec import load_spec
 
     _setup_logging(verbose)
-    if (spec is None) == (resume is None):
+    if spec is not None and resume is None:
+        path = spec
+    elif resume is not None and spec is None:
+        path = resume / "spec.yaml"
+    else:
         raise RaydlError("tune: give a spec, or --resume RUN_DIR (not both)")
-    job = load_spec(resume / "spec.yaml" if resume else spec, overrides or [])
+    job = load_spec(path, overrides or [])
     if job.tune is None:
         raise RaydlError(f"tune: {spec or resume} has no tune: section")
     with _interruptible():

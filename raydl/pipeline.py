@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from raydl import env
+from raydl.checks import load_spec
 from raydl.data.augment import build_augment
 from raydl.data.prepare import prepare_data
 from raydl.data.preprocess import Preprocessor
@@ -18,7 +19,7 @@ from raydl.models import build_model
 from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
-from raydl.spec import JobSpec, load_spec
+from raydl.spec import JobSpec
 from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
 from raydl.train.trainer import fit, has_checkpoint

@@ -1,8 +1,14 @@
 """One tiny registry used by every component family (sources, models, losses, optimizers,
-schedulers, metrics).
+schedulers, metrics, augment steps, strategies, search algorithms, …).
 
-A name is either registered (``@MODELS.register("cnn")``) or a ``module:function`` path
-to user code. Unknown names are answered with the close matches and the full list.
+A family names its members without importing them: :mod:`raydl.catalog` *declares* each
+name with the module that implements it (and the facts the spec checks need, such as a
+builtin dataset's label), and that module *registers* the member when it is imported
+(``@MODELS.register("cnn")``). :meth:`Registry.get` imports the module on first use, so
+loading and checking a spec costs no torch or Ray import.
+
+A name is either declared/registered or a ``module:function`` path to user code. Unknown
+names are answered with the close matches and the full list.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from raydl.errors import RaydlError
 
-T = TypeVar("T", bound=Callable)
+T = TypeVar("T")
 
 
 class RegistryError(RaydlError):
@@ -31,50 +38,99 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return "did you mean " + " or ".join(repr(c) for c in close) + "? "
 
 
+@dataclass(frozen=True)
+class Declared:
+    """A member known by name before its module is imported."""
+
+    module: str  # imported on first use; it registers the member
+    info: Any = None  # facts about the member that need no import (a dataclass of the family's)
+
+
 class Registry(Generic[T]):
-    """Maps names to builder functions for one component family."""
+    """Maps names to the members of one component family (builders, definitions)."""
 
     def __init__(self, family: str):
         self.family = family
         self._items: dict[str, T] = {}
+        self._declared: dict[str, Declared] = {}
+
+    def declare(self, name: str, module: str, info: Any = None) -> None:
+        """Name a member that ``module`` registers when it is imported; ``info`` is what
+        the member is (task, label, …) for checks that must not import it.
+
+        Raises:
+            RegistryError: the name is declared twice or contains ':'.
+        """
+        self._check_name(name)
+        if name in self._declared:
+            raise RegistryError(
+                f"{self.family} {name!r} is already declared (in {self._declared[name].module})"
+            )
+        self._declared[name] = Declared(module, info)
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: register ``fn`` under ``name``; a second use of a name is refused."""
+        """Decorator: register ``obj`` under ``name``; a second use of a name is refused, and
+        a declared name only by the module it was declared in."""
 
-        def decorator(fn: T) -> T:
+        def decorator(obj: T) -> T:
             if name in self._items:
                 raise RegistryError(
-                    f"{self.family} {name!r} is already registered "
-                    f"(by {self._items[name].__module__}.{self._items[name].__qualname__})"
+                    f"{self.family} {name!r} is already registered (by {_where(self._items[name])})"
                 )
-            if ":" in name:
-                raise RegistryError(f"{self.family} names may not contain ':' (got {name!r})")
-            self._items[name] = fn
-            return fn
+            self._check_name(name)
+            declared = self._declared.get(name)
+            if declared is not None and _module_of(obj) not in (None, declared.module):
+                raise RegistryError(
+                    f"{self.family} {name!r} belongs to {declared.module}; {_where(obj)} cannot register it"
+                )
+            self._items[name] = obj
+            return obj
 
         return decorator
 
+    def _check_name(self, name: str) -> None:
+        if ":" in name:
+            raise RegistryError(f"{self.family} names may not contain ':' (got {name!r})")
+
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """Every declared or registered name, sorted; imports nothing."""
+        return sorted(self._declared.keys() | self._items.keys())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._declared or name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def get(self, name: str) -> T:
-        """The builder for ``name``, or user code named ``module:function``.
+        """The member ``name`` (its module imported on first use), or user code named
+        ``module:function``.
 
         Raises:
             RegistryError: the name is unknown, or the user code cannot be imported.
         """
         if ":" in name:
-            return load_user_object(name, self.family)  # type: ignore[return-value]
-        try:
-            return self._items[name]
-        except KeyError:
-            raise RegistryError(self.unknown_message(name)) from None
+            return cast(T, load_user_object(name, self.family))
+        if name not in self._items:
+            declared = self._declared.get(name)
+            if declared is None:
+                raise RegistryError(self.unknown_message(name))
+            importlib.import_module(declared.module)
+            if name not in self._items:  # a bug: the catalog and the module disagree
+                raise RuntimeError(f"{declared.module} did not register {self.family} {name!r}")
+        return self._items[name]
+
+    def info(self, name: str) -> Any:
+        """The declared facts of ``name`` (None when it declared none); imports nothing.
+
+        Raises:
+            RegistryError: the name is unknown.
+        """
+        if name in self._declared:
+            return self._declared[name].info
+        if name in self._items:
+            return None
+        raise RegistryError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
         return (
@@ -83,12 +139,24 @@ class Registry(Generic[T]):
         )
 
     def check(self, name: str) -> str | None:
-        """The problem with ``name`` as one message, or None when it resolves."""
+        """The problem with ``name`` as one message, or None when it resolves. A known
+        name is not imported; user code (``module:function``) is."""
+        if ":" not in name:
+            return None if name in self else self.unknown_message(name)
         try:
             self.get(name)
         except RegistryError as e:
             return str(e)
         return None
+
+
+def _module_of(obj: object) -> str | None:
+    module = getattr(obj, "__module__", None)
+    return module if isinstance(module, str) else None
+
+
+def _where(obj: object) -> str:
+    return f"{_module_of(obj)}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
 def load_user_object(path: str, family: str = "object") -> Callable:

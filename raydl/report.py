@@ -158,7 +158,7 @@ def _confusion_section(metrics: dict[str, Any]) -> str:
             ax.text(
                 j,
                 i,
-                int(cm[i, j]),
+                str(int(cm[i, j])),
                 ha="center",
                 va="center",
                 fontsize=7,

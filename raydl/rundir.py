@@ -90,13 +90,13 @@ def manifest(seed: int, data_fingerprint: str, ray_resources: dict[str, Any]) ->
     import ray
     import torch
 
-    import raydl
+    from raydl._version import __version__
 
     return {
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "command": sys.argv,
         "versions": {
-            "raydl": raydl.__version__,
+            "raydl": __version__,
             "ray": ray.__version__,
             "torch": torch.__version__,
             "numpy": numpy.__version__,

@@ -5,11 +5,14 @@ The cluster contract — what a head group and a worker group look like — is d
 here (:func:`head_group`, :func:`worker_group`) and mirrored by the Helm chart
 ``helm/raydl``; ``tests/e2e/test_helm.py`` renders both from the same values and compares
 them. Pod templates are built with the ``kubernetes`` client's typed V1 models and turned
-into plain dicts by ``ApiClient().sanitize_for_serialization``.
+into plain dicts by ``ApiClient().sanitize_for_serialization``. Creating them in a
+cluster and reading their status is :mod:`raydl.cluster.kube_client`'s job.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -73,7 +76,7 @@ def pod_template(
     gpu: int = 0,
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict[str, Any]] | None = None,
-    ports: list[tuple[str, int]] = (),  # type: ignore[assignment]
+    ports: Sequence[tuple[str, int]] = (),
     spec_config_map: str | None = None,
     wandb_secret: str | None = None,
     wandb_key: str = "api-key",
@@ -332,83 +335,12 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
 
 
-# ----------------------------------------------------------- the Kubernetes API
-def _api(context: str | None = None) -> Any:
-    """A CustomObjectsApi on the current kubeconfig (or the in-cluster service account).
-
-    Raises:
-        RaydlError: no kubeconfig and not inside a cluster.
-    """
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
-
-    from raydl.errors import RaydlError
-
-    try:
-        config.load_kube_config(context=context)
-    except (ConfigException, OSError, TypeError) as e:
-        try:
-            config.load_incluster_config()
-        except ConfigException:
-            raise RaydlError(
-                f"no Kubernetes cluster configured: {str(e).strip() or 'no kubeconfig'} "
-                "(set KUBECONFIG or ~/.kube/config, or pass --context)"
-            ) from None
-    return k8s.CustomObjectsApi(), k8s.CoreV1Api()
+# The API client moved to raydl.cluster.kube_client (it imports this module to render);
+# its functions still resolve here through importlib, which adds no import cycle.
+_CLIENT = ("apply", "status")
 
 
-def _api_error(e: Exception, what: str) -> Exception:
-    from urllib3.exceptions import HTTPError
-
-    from raydl.errors import RaydlError
-
-    if isinstance(e, k8s.ApiException):
-        return RaydlError(f"{what}: the API server said {e.status} {e.reason}")
-    if isinstance(e, HTTPError | OSError):
-        return RaydlError(f"{what}: cannot reach the Kubernetes API server ({type(e).__name__})")
-    return e
-
-
-def apply(objects: list[dict[str, Any]], namespace: str, context: str | None = None) -> list[str]:
-    """Create the rendered objects; one ``Kind/name created`` line each.
-
-    Raises:
-        RaydlError: no cluster configured, the API server unreachable or refusing.
-    """
-    custom, core = _api(context)
-    done = []
-    for obj in objects:
-        kind, name = obj["kind"], obj["metadata"]["name"]
-        try:
-            if kind == "ConfigMap":
-                core.create_namespaced_config_map(namespace, obj, _request_timeout=10)
-            else:
-                custom.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[kind], obj, _request_timeout=10
-                )
-        except Exception as e:
-            raise _api_error(e, f"{kind}/{name}") from None
-        done.append(f"{kind}/{name} created")
-    return done
-
-
-def status(spec: JobSpec, namespace: str, context: str | None = None) -> list[dict[str, Any]]:
-    """The ``status`` of the RayJob (and RayService) rendered from ``spec``.
-
-    Raises:
-        RaydlError: no cluster configured, the API server unreachable, an object missing.
-    """
-    custom, _ = _api(context)
-    out = []
-    for obj in render(spec):
-        if obj["kind"] == "ConfigMap":
-            continue
-        kind, name = obj["kind"], obj["metadata"]["name"]
-        try:
-            got = custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=10
-            )
-        except Exception as e:
-            raise _api_error(e, f"{kind}/{name}") from None
-        out.append({"kind": kind, "name": name, "status": got.get("status", {})})
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT:
+        return getattr(importlib.import_module("raydl.cluster.kube_client"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,9 @@ noise and blur, CutOut as kornia's RandomErasing, CutMix). MixUp is drawn here b
 kornia's MixUp samples its weight uniformly, not from Beta(alpha, alpha) as the paper
 does. Text: EDA's random deletion, swap and insertion, on the token ids after
 tokenization (so on word pieces, not words; the pad token is never moved or inserted).
-Steps run in the order the spec lists them, on normalized tensors.
+Steps run in the order the spec lists them, on normalized tensors. Each step is a member
+of :data:`raydl.catalog.AUGMENTS` (which says what input it takes and whether it mixes
+labels), registered here by its ``type``.
 
 MixUp and CutMix turn the labels into soft targets, float ``(B, classes)``, which the
 cross-entropy loss takes as they are. Randomness comes from a generator state of its own,
@@ -22,40 +24,68 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from raydl.catalog import AUGMENTS
 from raydl.errors import RaydlError
-from raydl.spec import IMAGE_AUGMENTS, TEXT_AUGMENTS
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 # ------------------------------------------------------------------------ images
-def _kornia(step: Any, shape: Sequence[int]) -> torch.nn.Module:
+# A step's builder: (the spec's step, one input's shape, the preprocessor's data_info) → Step.
+def _kornia_step(make: Callable[[Any, Sequence[int]], torch.nn.Module]) -> Callable[..., Step]:
+    """A builder of a kornia module applied to the images, labels passed through."""
+
+    def build(step: Any, shape: Sequence[int], data_info: dict[str, Any]) -> Step:
+        return _image_step(make(step, shape))
+
+    return build
+
+
+def _register_kornia(name: str, make: Callable[[Any, Sequence[int]], torch.nn.Module]) -> None:
+    AUGMENTS.register(name)(_kornia_step(make))
+
+
+def _k() -> Any:
     import kornia.augmentation as K
 
-    t, p = step.type, step.p
-    if t == "hflip":
-        return K.RandomHorizontalFlip(p=p)
-    if t == "vflip":
-        return K.RandomVerticalFlip(p=p)
-    if t == "rotate":
-        return K.RandomRotation(degrees=step.degrees, p=p)
-    if t == "resized_crop":
-        return K.RandomResizedCrop(tuple(shape[1:]), scale=step.scale, ratio=step.ratio, p=p)
-    # Inputs are normalized (mean 0), not in [0, 1]: kornia must not clip them.
-    if t == "brightness":
-        return K.RandomBrightness((1 - step.amount, 1 + step.amount), clip_output=False, p=p)
-    if t == "contrast":
-        return K.RandomContrast((1 - step.amount, 1 + step.amount), clip_output=False, p=p)
-    if t == "gaussian_noise":
-        return K.RandomGaussianNoise(std=step.std, p=p)
-    if t == "gaussian_blur":
-        return K.RandomGaussianBlur(step.kernel_size, step.sigma, p=p)
-    if t == "cutout":  # a size × size square set to 0, the mean of normalized pixels
-        area = step.size**2 / (shape[1] * shape[2])
-        if area >= 1:
-            raise RaydlError(f"cutout size {step.size} does not fit an image of {shape[1]}x{shape[2]}")
-        return K.RandomErasing(scale=(area, area), ratio=(1.0, 1.0), value=0.0, p=p)
-    raise AssertionError(t)
+    return K
+
+
+_register_kornia("hflip", lambda step, shape: _k().RandomHorizontalFlip(p=step.p))
+_register_kornia("vflip", lambda step, shape: _k().RandomVerticalFlip(p=step.p))
+_register_kornia("rotate", lambda step, shape: _k().RandomRotation(degrees=step.degrees, p=step.p))
+_register_kornia(
+    "resized_crop",
+    lambda step, shape: _k().RandomResizedCrop(
+        (int(shape[1]), int(shape[2])), scale=step.scale, ratio=step.ratio, p=step.p
+    ),
+)
+# Inputs are normalized (mean 0), not in [0, 1]: kornia must not clip them.
+_register_kornia(
+    "brightness",
+    lambda step, shape: _k().RandomBrightness(
+        (1 - step.amount, 1 + step.amount), clip_output=False, p=step.p
+    ),
+)
+_register_kornia(
+    "contrast",
+    lambda step, shape: _k().RandomContrast((1 - step.amount, 1 + step.amount), clip_output=False, p=step.p),
+)
+_register_kornia("gaussian_noise", lambda step, shape: _k().RandomGaussianNoise(std=step.std, p=step.p))
+_register_kornia(
+    "gaussian_blur", lambda step, shape: _k().RandomGaussianBlur(step.kernel_size, step.sigma, p=step.p)
+)
+
+
+def _cutout(step: Any, shape: Sequence[int]) -> torch.nn.Module:
+    """A size × size square set to 0, the mean of normalized pixels."""
+    area = step.size**2 / (shape[1] * shape[2])
+    if area >= 1:
+        raise RaydlError(f"cutout size {step.size} does not fit an image of {shape[1]}x{shape[2]}")
+    return _k().RandomErasing(scale=(area, area), ratio=(1.0, 1.0), value=0.0, p=step.p)
+
+
+_register_kornia("cutout", _cutout)
 
 
 def _image_step(module: torch.nn.Module) -> Step:
@@ -63,6 +93,11 @@ def _image_step(module: torch.nn.Module) -> Step:
         return module(x), y
 
     return apply
+
+
+@AUGMENTS.register("cutmix")
+def _cutmix_step(step: Any, shape: Sequence[int], data_info: dict[str, Any]) -> Step:
+    return _cutmix(step.alpha, step.p)
 
 
 def _cutmix(alpha: float, p: float) -> Step:
@@ -80,6 +115,16 @@ def _cutmix(alpha: float, p: float) -> Step:
         return x, lam * y[i] + (1 - lam) * y[j]
 
     return apply
+
+
+@AUGMENTS.register("mixup")
+def _mixup_step(step: Any, shape: Sequence[int], data_info: dict[str, Any]) -> Step:
+    if data_info.get("id_cardinalities"):
+        raise RaydlError(
+            "mixup would blend the integer ids of the categorical columns encoded for an "
+            "embedding; use categorical: ordinal, a larger max_onehot, or no mixup"
+        )
+    return _mixup(step.alpha)
 
 
 def _mixup(alpha: float) -> Step:
@@ -145,18 +190,31 @@ def random_insertion(x: torch.Tensor, pad_id: int, n: int) -> torch.Tensor:
     return out
 
 
-def _text_step(step: Any, pad_id: int) -> Step:
-    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if step.type == "random_deletion":
-            return random_deletion(x, pad_id, step.p), y
-        if step.type == "random_swap":
-            return random_swap(x, pad_id, step.n), y
-        return random_insertion(x, pad_id, step.n), y
+def _text_step(fn: Callable[[torch.Tensor, int, Any], torch.Tensor], arg: str) -> Callable[..., Step]:
+    """A builder of ``fn(ids, pad_id, step.<arg>)`` on the token ids, labels passed through."""
 
-    return apply
+    def build(step: Any, shape: Sequence[int], data_info: dict[str, Any]) -> Step:
+        pad_id, value = int(data_info.get("pad_id", 0)), getattr(step, arg)
+
+        def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return fn(x, pad_id, value), y
+
+        return apply
+
+    return build
+
+
+AUGMENTS.register("random_deletion")(_text_step(random_deletion, "p"))
+AUGMENTS.register("random_swap")(_text_step(random_swap, "n"))
+AUGMENTS.register("random_insertion")(_text_step(random_insertion, "n"))
 
 
 # ------------------------------------------------------------------------- build
+def _seeded_state(seed: int, epoch: int, rank: int) -> torch.Tensor:
+    """The generator state of one epoch on one rank."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + rank).get_state()
+
+
 class Augment:
     """The spec's steps as one function of a batch, with its own random stream.
 
@@ -169,18 +227,16 @@ class Augment:
         self._state: torch.Tensor | None = None
 
     def start_epoch(self, seed: int, epoch: int, rank: int) -> None:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + rank)
-        self._state = g.get_state()
+        self._state = _seeded_state(seed, epoch, rank)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._state is None:
-            self.start_epoch(0, 0, 0)
+        state = self._state if self._state is not None else _seeded_state(0, 0, 0)
         if self.mixes:
             y = F.one_hot(y.long(), self.num_classes).float()
         # kornia draws from torch's global generator: swap in ours for the duration, so
         # augmentation is reproducible and the model's dropout stream is untouched.
         with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._state)
+            torch.set_rng_state(state)
             for step in self.steps:
                 x, y = step(x, y)
             self._state = torch.get_rng_state()
@@ -199,27 +255,14 @@ def build_augment(
         return None
     built: list[Step] = []
     for i, step in enumerate(steps):
-        if step.type in IMAGE_AUGMENTS and len(input_shape) != 3:
+        if AUGMENTS.info(step.type).input == "image" and len(input_shape) != 3:
             raise RaydlError(
                 f"data.augment[{i}]: {step.type!r} needs images (C, H, W), but the input is "
                 f"{list(input_shape)}; set data.image.shape to view feature columns as images"
             )
-        if step.type in TEXT_AUGMENTS:
-            built.append(_text_step(step, int(data_info.get("pad_id", 0))))
-        elif step.type == "mixup":
-            if data_info.get("id_cardinalities"):
-                raise RaydlError(
-                    f"data.augment[{i}]: mixup would blend the integer ids of the categorical "
-                    "columns encoded for an embedding; use categorical: ordinal, a larger "
-                    "max_onehot, or no mixup"
-                )
-            built.append(_mixup(step.alpha))
-        elif step.type == "cutmix":
-            built.append(_cutmix(step.alpha, step.p))
-        else:
-            try:
-                built.append(_image_step(_kornia(step, input_shape)))
-            except RaydlError as e:
-                raise RaydlError(f"data.augment[{i}]: {e}") from e
-    mixes = any(s.type in ("mixup", "cutmix") for s in steps)
+        try:
+            built.append(AUGMENTS.get(step.type)(step, input_shape, data_info))
+        except RaydlError as e:
+            raise RaydlError(f"data.augment[{i}]: {e}") from e
+    mixes = any(AUGMENTS.info(s.type).mixes for s in steps)
     return Augment(built, mixes, num_classes)

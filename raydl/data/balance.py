@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import ray
 
-from raydl.data.sources import dataset_from_arrays
-from raydl.data.split import HASH_COLUMN, _uniform
+from raydl.data.columns import HASH_COLUMN, dataset_from_arrays
+from raydl.data.split import _uniform
 from raydl.errors import DataError
 
 BALANCE_SEED_OFFSET = 7919  # another stream than the split's, from the same seed

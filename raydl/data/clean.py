@@ -202,7 +202,7 @@ def _bad_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     idx = np.flatnonzero(batch[BAD] != "")
     return {
         "why": batch[BAD][idx],
-        "row": np.array([_name_row(batch, i) for i in idx], dtype=object),
+        "row": np.array([_name_row(batch, int(i)) for i in idx], dtype=object),
     }
 
 
@@ -386,7 +386,7 @@ def clean(ds: ray.data.Dataset, spec: CleanSpec, numeric: list[str], categorical
         base = base.map_batches(
             partial(_drop_outliers, bounds=bounds, clip=o.action == "clip"), batch_format="numpy"
         )
-        outlier_step = {
+        outlier_step: dict[str, Any] = {
             "name": "outliers",
             "method": o.method,
             "threshold": threshold,

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import ray
+from ray.data.dataset import MaterializedDataset
 
 from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean, column_stats, numeric_looking
-from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table
+from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table, fit_text_preprocessor
 from raydl.data.sources import read_source
 from raydl.data.split import (
     HASH_COLUMN,
@@ -31,7 +32,6 @@ from raydl.data.split import (
     take_fold,
     take_split,
 )
-from raydl.data.text import fit_text_preprocessor
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
@@ -86,7 +86,7 @@ def _feature_columns(spec: JobSpec, ds: ray.data.Dataset, schema: pa.Schema) -> 
     sample = ds.select_columns(texts).limit(1000).to_pandas() if texts else None
     numeric, categorical = [], []
     for c in wanted:
-        if c not in texts or numeric_looking(sample[c]):
+        if c not in texts or (sample is not None and numeric_looking(sample[c])):
             numeric.append(c)
         else:
             categorical.append(c)
@@ -161,7 +161,8 @@ def _balance(
             y = np.concatenate(
                 [b["y"] for b in train.select_columns(["y"]).iter_batches(batch_format="numpy")]
             )
-            before = {str(pre.classes[k]): int(n) for k, n in zip(*np.unique(y, return_counts=True))}
+            classes = pre.classes or []
+            before = {str(classes[k]): int(n) for k, n in zip(*np.unique(y, return_counts=True))}
         pre.class_weights = class_weights(before, pre.classes or [])
     return train, {"before": before, "after": before}
 
@@ -180,7 +181,7 @@ def _ordered(spec: JobSpec) -> Iterator[None]:
         options.preserve_order = before
 
 
-def _cache_train(spec: JobSpec, train: ray.data.Dataset) -> ray.data.MaterializedDataset:
+def _cache_train(spec: JobSpec, train: ray.data.Dataset) -> MaterializedDataset:
     """A train split kept in the object store; deterministic: in equal blocks, so the
     workers get the same batches on every run."""
     return even_blocks(train) if spec.train.deterministic else train.materialize()
@@ -325,8 +326,9 @@ def fold_datasets(
     Raises:
         DataError: the spec's split is not kfold, or ``fold`` is not in 0..k-1.
     """
-    assert prepared.rows is not None and prepared.rule is not None and prepared.refit is not None
     spec = prepared.spec
+    assert spec is not None and prepared.rows is not None and prepared.rule is not None
+    assert prepared.refit is not None  # prepare_data sets all four for a kfold split
     with _ordered(spec):
         train_raw, val_raw = take_fold(prepared.rows, prepared.rule, fold)
         pre = prepared.refit(train_raw)

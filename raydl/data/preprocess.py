@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raydl.data.columns import TENSOR_COLUMN
 from raydl.errors import DataError
 
 if TYPE_CHECKING:  # this module must load without Ray: serving and load_preprocessor use it
     import ray
 
+    from raydl.spec import TextSpec
+
 STATE_FILE = "preprocessor.json"
-TENSOR_COLUMN = "x"  # the column of tensor sources: one array (e.g. an image) per row
 
 
 @dataclass
@@ -84,7 +86,7 @@ class Preprocessor:
 
             return encode(self.tokenizer, batch[self.text_column])
         if self.feature_columns is None:
-            x = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
+            x: np.ndarray = np.asarray(batch[TENSOR_COLUMN], dtype=np.float32)
             if x.ndim == 4:  # (B, C, H, W): per-channel statistics
                 center = np.asarray(self.center, np.float32)[None, :, None, None]
                 scale = np.asarray(self.scale, np.float32)[None, :, None, None]
@@ -110,8 +112,8 @@ class Preprocessor:
                 components = np.asarray(self.pca_components, np.float32)  # (k, d)
                 x = (x - np.asarray(self.pca_mean, np.float32)) @ components.T
             if self.id_columns:  # ids for an embedding: exact in float32 below 2**24
-                ids = [self.category_ids(c, batch[c]).astype(np.float32) for c in self.id_columns]
-                x = np.concatenate([x, np.stack(ids, axis=1)], axis=1)
+                id_values = [self.category_ids(c, batch[c]).astype(np.float32) for c in self.id_columns]
+                x = np.concatenate([x, np.stack(id_values, axis=1)], axis=1)
             return x.reshape((len(x), *self.input_shape))
         if self.scaling != "none":
             x = (x - center) / scale
@@ -399,4 +401,24 @@ def fit_preprocessor(
         classes=classes,
         target_center=target_center,
         target_scale=target_scale,
+    )
+
+
+def fit_text_preprocessor(
+    train: ray.data.Dataset, *, text: TextSpec, task: str, label: str, classes: list[Any] | None
+) -> Preprocessor:
+    """A preprocessor whose ``x`` is ``text.max_length`` token ids of ``text.column``."""
+    from raydl.data.text import data_info, fit_tokenizer, texts_of
+
+    tok = fit_tokenizer(text, [] if text.tokenizer.type == "pretrained" else texts_of(train, text.column))
+    return Preprocessor(
+        task=task,
+        label=label,
+        feature_columns=None,
+        input_shape=[text.max_length],
+        scaling="none",
+        classes=classes,
+        text_column=text.column,
+        data_info=data_info(tok),
+        tokenizer=tok,
     )

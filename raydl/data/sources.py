@@ -11,15 +11,17 @@ import gzip
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import ray
 
-from raydl.data.preprocess import TENSOR_COLUMN
+from raydl.catalog import BUILTINS, SOURCES
+from raydl.catalog import TEXT_BUILTINS as TEXT_BUILTINS  # its home before the catalog
+from raydl.data.columns import TENSOR_COLUMN, dataset_from_arrays
 from raydl.errors import DataError
-from raydl.registry import Registry
 from raydl.spec import BuiltinSource, DataSpec, FileSource, HFDiskSource, ImagesSource
 
 
@@ -33,7 +35,6 @@ class SourceInfo:
 
 
 SourceReader = Callable[[DataSpec], tuple[ray.data.Dataset, SourceInfo]]
-SOURCES: Registry[SourceReader] = Registry("data source")
 
 
 @dataclass(frozen=True)
@@ -43,29 +44,6 @@ class Builtin:
     load: Callable[[BuiltinSource], tuple[dict[str, np.ndarray], SourceInfo]]
     label: str
     task: str
-
-
-BUILTINS: Registry[Callable[[], Builtin]] = Registry("builtin dataset")
-TEXT_BUILTINS = ("bbc_news",)  # builtins whose rows are text: a spec must say how to tokenize
-
-
-def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
-    """A Ray Dataset of ``blocks`` Arrow blocks; arrays of rank > 1 become tensor columns."""
-    from ray.data.extensions import ArrowTensorArray
-
-    n = len(next(iter(columns.values())))
-    bounds = np.linspace(0, n, num=min(blocks, max(n, 1)) + 1, dtype=int)
-    tables = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        tables.append(
-            pa.table(
-                {
-                    k: ArrowTensorArray.from_numpy(v[lo:hi]) if v.ndim > 1 else pa.array(v[lo:hi])
-                    for k, v in columns.items()
-                }
-            )
-        )
-    return ray.data.from_arrow(tables)
 
 
 # ------------------------------------------------------------------- builtins
@@ -266,7 +244,7 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     Raises:
         DataError: the folder is missing or holds no class sub-folders.
     """
-    from ray.data.datasource.partitioning import Partitioning
+    from ray.data.datasource.partitioning import Partitioning, PartitionStyle
 
     src = data.source
     assert isinstance(src, ImagesSource) and data.image is not None  # checks.py requires data.image
@@ -284,14 +262,14 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
             src.path,
             size=(height, width),
             mode="L" if channels == 1 else "RGB",
-            partitioning=Partitioning("dir", field_names=[data.label], base_dir=src.path),
+            partitioning=Partitioning(PartitionStyle.DIRECTORY, field_names=[data.label], base_dir=src.path),
             file_extensions=["png", "jpg", "jpeg"],
         )
     except (OSError, ValueError) as e:
         raise DataError(f"data.source: cannot read images from {src.path!r}: {e}") from e
     if src.limit:
         ds = ds.limit(src.limit)
-    ds = ds.map_batches(_image_to_chw, fn_kwargs={"channels": channels}, batch_format="numpy")
+    ds = ds.map_batches(partial(_image_to_chw, channels=channels), batch_format="numpy")
     return ds, SourceInfo(label=data.label, tensor_shape=(channels, height, width))
 
 

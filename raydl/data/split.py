@@ -16,16 +16,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import ray
 
+from raydl.data.columns import HASH_COLUMN
 from raydl.errors import DataError
 from raydl.spec import SplitSpec
 
-HASH_COLUMN = "_h"
+if TYPE_CHECKING:
+    from ray.data.dataset import MaterializedDataset
+
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
 SPLIT_KEY = "_split_key"  # the time/group column, in the keys gathered to plan splits
 
@@ -77,6 +80,13 @@ def _stratum(kind: str, strata: list[Any], labels: np.ndarray) -> np.ndarray:
     if kind == "bins":
         return np.searchsorted(np.asarray(strata), labels.astype(np.float64), side="right")
     return np.zeros(len(labels), dtype=np.int64)
+
+
+def _values(column: np.ndarray | None, method: str) -> np.ndarray:
+    """The split column's values, which a time or group split cannot do without."""
+    if column is None:
+        raise DataError(f"data.split.column: the {method} split needs its column's values")
+    return column
 
 
 def group_hashes(values: np.ndarray) -> np.ndarray:
@@ -132,13 +142,13 @@ class SplitRule:
     fold_cut: list[list[float]] = field(default_factory=list)
 
     def uniform(self, hashes: np.ndarray, column: np.ndarray | None = None) -> np.ndarray:
-        h = group_hashes(column) if self.method == "group" else hashes.view(np.uint64)
+        h = group_hashes(_values(column, "group")) if self.method == "group" else hashes.view(np.uint64)
         return _uniform(h, self.seed)
 
     def codes(self, hashes: np.ndarray, labels: np.ndarray, column: np.ndarray | None = None) -> np.ndarray:
         """0 train, 1 val, 2 test per row; ``column`` is the time/group column's values."""
         if self.kind == "time":
-            t = time_values(column)
+            t = time_values(_values(column, "time"))
             return np.where(t >= self.test_cut[0], 2, np.where(t >= self.val_cut[0], 1, 0)).astype(np.int8)
         u = self.uniform(hashes, column)
         s = _stratum(self.kind, self.strata, labels)
@@ -224,7 +234,7 @@ def plan_splits(
     val_cut: list[float] = []
     fold_cut: list[list[float]] = []
     if kind == "time":
-        t = np.sort(time_values(col))
+        t = np.sort(time_values(_values(col, "time")))
         n_train = len(t) - int(round(len(t) * spec.test)) - int(round(len(t) * spec.val))
         n_val = int(round(len(t) * spec.val))
         val_cut.append(float(t[min(n_train, len(t) - 1)]))
@@ -299,7 +309,7 @@ def seeded_order(rows: ray.data.Dataset, seed: int) -> ray.data.Dataset:
 EVEN_BLOCK_BYTES = 8 * 1024 * 1024
 
 
-def even_blocks(ds: ray.data.Dataset) -> ray.data.MaterializedDataset:
+def even_blocks(ds: ray.data.Dataset) -> MaterializedDataset:
     """``ds`` materialized in equal blocks of about ``EVEN_BLOCK_BYTES``, rows in order.
 
     How a training split reaches the workers depends on its blocks: Ray Data hands whole

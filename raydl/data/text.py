@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # serving loads tokenizers without Ray
     import ray
     from tokenizers import Tokenizer
 
-    from raydl.data.preprocess import Preprocessor
     from raydl.spec import TextSpec, TokenizerSpec
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -59,7 +58,7 @@ def _new_tokenizer(spec: TokenizerSpec) -> tuple[Tokenizer, Any]:
     if spec.type == "bpe":
         # the end-of-word suffix lets decode() put the spaces back
         tok = Tokenizer(models.BPE(unk_token=UNK, end_of_word_suffix=EOW))
-        trainer = trainers.BpeTrainer(
+        trainer: trainers.Trainer = trainers.BpeTrainer(
             vocab_size=spec.vocab_size,
             min_frequency=spec.min_frequency,
             special_tokens=SPECIALS,
@@ -150,23 +149,3 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     if not file.is_file():
         raise DataError(f"{directory}: the preprocessor of a text run lacks its {TOKENIZER_FILE}")
     return Tokenizer.from_file(str(file))
-
-
-def fit_text_preprocessor(
-    train: ray.data.Dataset, *, text: TextSpec, task: str, label: str, classes: list[Any] | None
-) -> Preprocessor:
-    """A preprocessor whose ``x`` is ``text.max_length`` token ids of ``text.column``."""
-    from raydl.data.preprocess import Preprocessor
-
-    tok = fit_tokenizer(text, [] if text.tokenizer.type == "pretrained" else texts_of(train, text.column))
-    return Preprocessor(
-        task=task,
-        label=label,
-        feature_columns=None,
-        input_shape=[text.max_length],
-        scaling="none",
-        classes=classes,
-        text_column=text.column,
-        data_info=data_info(tok),
-        tokenizer=tok,
-    )

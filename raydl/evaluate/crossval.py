@@ -4,10 +4,10 @@ as Ray Tune trials; mean ± std per metric and one row per fold in ``cv/``.
 
 Folds: with ``data.split: {method: kfold, k}`` they are the split's own content-hash
 folds (:mod:`raydl.data.split`), preprocessing refitted per fold. Otherwise
-``evaluate.cross_validation`` folds the preprocessed train+val rows on the driver with
-scikit-learn (``StratifiedKFold``/``KFold``/``LeaveOneOut``, seeded by the spec); that
-path reuses the preprocessing fitted on the train split, and is meant for data small
-enough to train k times.
+``evaluate.cross_validation`` folds the preprocessed train+val rows on the driver
+(:mod:`raydl.evaluate.folds`, the folds ``tune.cv`` uses too, or scikit-learn's
+``LeaveOneOut``); that path reuses the preprocessing fitted on the train split, and is
+meant for data small enough to train k times.
 """
 
 from __future__ import annotations
@@ -21,25 +21,27 @@ import ray
 import torch
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
-from sklearn.model_selection import KFold, LeaveOneOut, StratifiedKFold
+from sklearn.model_selection import LeaveOneOut
 
 from raydl.data.prepare import PreparedData
 from raydl.errors import DataError, RaydlError
+from raydl.evaluate.folds import Folds, gather_rows, kfold_indices
 from raydl.evaluate.metrics import compute_test_metrics
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
 from raydl.train.checkpoint import load_model_dir
+from raydl.train.trials import concurrent_trials, in_trial, trial_checkpoint, trial_resources
 
 LOO_MAX_ROWS = 200  # leave-one-out trains once per row
+_rows = gather_rows  # its name before raydl.evaluate.folds
 
 
-def _rows(ds: ray.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    batches = list(ds.iter_batches(batch_size=4096, batch_format="numpy"))
-    return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
+def fold_indices(spec: JobSpec, y: np.ndarray) -> Folds:
+    """``(train_idx, held_out_idx)`` per fold of ``evaluate.cross_validation``.
 
-
-def fold_indices(spec: JobSpec, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train_idx, held_out_idx)`` per fold."""
+    Raises:
+        DataError: leave-one-out on too many rows, or a class with fewer rows than folds.
+    """
     cv = spec.evaluate.cross_validation
     assert cv is not None
     if cv.method == "loo":
@@ -49,15 +51,14 @@ def fold_indices(spec: JobSpec, y: np.ndarray) -> list[tuple[np.ndarray, np.ndar
                 f"is more than {LOO_MAX_ROWS}, use kfold"
             )
         return list(LeaveOneOut().split(y))
-    if spec.data.task == "classification":
-        smallest = int(np.bincount(y.astype(np.int64)).min())
-        if smallest < cv.k:
-            raise DataError(
-                f"evaluate.cross_validation.k: a class has only {smallest} non-test rows, "
-                f"fewer than k={cv.k} folds"
-            )
-        return list(StratifiedKFold(cv.k, shuffle=True, random_state=spec.seed).split(y, y))
-    return list(KFold(cv.k, shuffle=True, random_state=spec.seed).split(y))
+    return kfold_indices(
+        y,
+        cv.k,
+        spec.seed,
+        stratified=spec.data.task == "classification",
+        where="evaluate.cross_validation.k",
+        rows="non-test rows",
+    )
 
 
 def _split_folds(spec: JobSpec, prepared: PreparedData):
@@ -69,18 +70,17 @@ def _split_folds(spec: JobSpec, prepared: PreparedData):
     for f in range(spec.data.split.k or 0):
         train, val, pre = fold_datasets(prepared, f)
         folds.append((train, val, pre))
-        held.append(_rows(val))
+        held.append(gather_rows(val))
     return folds, held
 
 
 def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: str, prepared: PreparedData):
     """One fold: the job's training run on the fold's rows, validated on its held-out rows.
     One DDP worker runs the loop in this Tune trial, as a one-worker search trial does
-    (:func:`raydl.tune.search.in_trial`); more workers are a Ray Train run."""
+    (:func:`raydl.train.trials.in_trial`); more workers are a Ray Train run."""
     from raydl.train.loop import train_loop_per_worker
     from raydl.train.session import TrialSession
     from raydl.train.trainer import loop_config, torch_trainer
-    from raydl.tune.search import in_trial
 
     train, held_out, pre = folds[config["fold"]]
     data = PreparedData(
@@ -97,14 +97,14 @@ def _fold_trial(config: dict[str, Any], *, spec: JobSpec, folds: list, storage: 
 
 def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[str, Any]:
     """Run every fold; write ``cv/folds.csv`` and ``cv/summary.json``; return the summary."""
-    from raydl.tune.search import _trial_checkpoint, concurrent_trials, in_trial, trial_resources
-
+    cv = spec.evaluate.cross_validation
+    assert cv is not None
     if spec.data.split.method == "kfold":
         folds, held = _split_folds(spec, prepared)
         n_rows = sum(len(hy) for _, hy in held)
     else:
-        x_train, y_train = _rows(prepared.datasets["train"])
-        x_val, y_val = _rows(prepared.datasets["val"])
+        x_train, y_train = gather_rows(prepared.datasets["train"])
+        x_val, y_val = gather_rows(prepared.datasets["val"])
         x, y = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
         splits = fold_indices(spec, y)
 
@@ -130,7 +130,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
 
     pre = prepared.preprocessor
     rows = []
-    for result in grid:
+    for result in (grid[i] for i in range(len(grid))):  # ResultGrid: indexable, typed without __iter__
         if result.config is None or result.metrics_dataframe is None:
             raise RaydlError("evaluate.cross_validation: a fold did not run (the search was stopped)")
         if result.error is not None:
@@ -140,7 +140,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
         fold = result.config["fold"]
         hx, hy = held[fold]
         pre = folds[fold][2]
-        model = load_model_dir(_trial_checkpoint(result, result.metrics_dataframe, spec))
+        model = load_model_dir(trial_checkpoint(result, result.metrics_dataframe, spec))
         with torch.no_grad():
             out = model(torch.as_tensor(hx)).float()
         if spec.data.task == "classification":
@@ -162,7 +162,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
     table = pd.DataFrame(rows)
     names = [c for c in table.columns if c not in ("fold", "train_rows", "n")]
     summary = {
-        "method": spec.evaluate.cross_validation.method,
+        "method": cv.method,
         "folds": len(rows),
         "rows": n_rows,
         "metrics": {

@@ -1,187 +1,29 @@
-"""Metrics: what training reports each epoch, and the metrics chosen by name.
-
-Every named metric is a torchmetrics ``Metric``: each worker updates it with its own
-shard's predictions and ``compute()`` syncs the states over the process group, so the
-value covers every row whatever the number of workers (and however unevenly the rows
-are split), not rank 0's shard. The test evaluation uses the same metrics in one process.
-"""
+"""Test metrics: the named metrics (default: all for the task) over every test
+prediction, in one process, with the same torchmetrics definitions that training
+syncs over its workers (:mod:`raydl.train.metrics`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torchmetrics
-import torchmetrics.classification as tmc
-import torchmetrics.regression as tmr
-from torchmetrics.text import Perplexity
 
-from raydl.registry import Registry
+from raydl.catalog import DEFAULT_METRICS, C
 
-C, R, ML, LM = "classification", "regression", "multilabel", "language_modeling"
-
-_REPORTED = {
-    C: ["train_loss", "train_accuracy", "val_loss", "val_accuracy"],
-    R: ["train_loss", "val_loss", "val_mae", "val_rmse"],
-}
-# The val metrics every epoch reports, besides the loss.
-_IN_LOOP = {C: ["accuracy"], R: ["mae", "rmse"]}
-
-
-def reported_metrics(task: str, extra: list[str] | None = None) -> list[str]:
-    """The per-epoch metrics training reports for ``task`` (checkpoint/early-stop keys);
-    ``extra`` are the spec's ``evaluate.metrics``, reported as ``val_<name>`` when scalar."""
-    names = list(_REPORTED[task])
-    for name in in_loop_metrics(task, extra):
-        if f"val_{name}" not in names:
-            names.append(f"val_{name}")
-    return names
-
-
-def in_loop_metrics(task: str, extra: list[str] | None = None) -> list[str]:
-    """The named val metrics computed every epoch: the defaults plus the spec's scalar ones."""
-    names = list(_IN_LOOP.get(task, []))
-    for name in extra or []:
-        d = TEST_METRICS.get(name) if name in TEST_METRICS else None
-        if d is not None and d.scalar and task in d.tasks and name not in names:
-            names.append(name)
-    return names
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    """``build(num_classes)`` makes the torchmetrics object; ``feed`` picks its inputs from
-    ``(probs_or_values, target)``; ``post`` turns its result into JSON values."""
-
-    build: Callable[[int], torchmetrics.Metric]
-    tasks: tuple[str, ...]
-    feed: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = lambda p, t: (p, t)
-    post: Callable[[torch.Tensor], Any] = lambda v: float(v)
-    scalar: bool = True
-
-
-TEST_METRICS: Registry[MetricDef] = Registry("metric")  # type: ignore[type-var]
-
-
-def _register(name: str, d: MetricDef) -> None:
-    TEST_METRICS.register(name)(d)
-
-
-def _list(v: torch.Tensor) -> list:
-    return v.tolist()
-
-
-def _mc(cls, average):
-    return lambda n: cls(num_classes=n, average=average, zero_division=0)
-
-
-for _avg in ("macro", "micro"):
-    _register(f"precision_{_avg}", MetricDef(_mc(tmc.MulticlassPrecision, _avg), (C,)))
-    _register(f"recall_{_avg}", MetricDef(_mc(tmc.MulticlassRecall, _avg), (C,)))
-    _register(f"f1_{_avg}", MetricDef(_mc(tmc.MulticlassF1Score, _avg), (C,)))
-for _name, _cls in (
-    ("precision", tmc.MulticlassPrecision),
-    ("recall", tmc.MulticlassRecall),
-    ("f1", tmc.MulticlassF1Score),
-):
-    _register(f"{_name}_per_class", MetricDef(_mc(_cls, None), (C,), post=_list, scalar=False))
-
-_register("accuracy", MetricDef(lambda n: tmc.MulticlassAccuracy(num_classes=n, average="micro"), (C,)))
-_register(
-    "roc_auc",
-    # binary: the positive class's score; more classes: one-vs-rest, macro average
-    MetricDef(
-        lambda n: tmc.BinaryAUROC() if n == 2 else tmc.MulticlassAUROC(num_classes=n, average="macro"),
-        (C,),
-        feed=lambda p, t: (p[:, 1], t) if p.shape[1] == 2 else (p, t),
-    ),
+# names of raydl.train.metrics that lived here before the split, still importable from here
+from raydl.train.metrics import (  # noqa: F401
+    LM,
+    ML,
+    TEST_METRICS,
+    ClassCounts,
+    EpochMetrics,
+    MetricDef,
+    MetricSet,
+    R,
+    in_loop_metrics,
+    reported_metrics,
 )
-_register(
-    "confusion_matrix",
-    MetricDef(lambda n: tmc.MulticlassConfusionMatrix(num_classes=n), (C,), post=_list, scalar=False),
-)
-# exp(mean cross-entropy); softmax(log p) = p, so feeding log-probabilities is exact
-_register(
-    "perplexity",
-    MetricDef(
-        lambda n: Perplexity(),
-        (C, LM),
-        feed=lambda p, t: (p.clamp_min(1e-12).log().unsqueeze(0), t.unsqueeze(0)),
-    ),
-)
-_register("mse", MetricDef(lambda n: tmr.MeanSquaredError(), (R,)))
-_register("rmse", MetricDef(lambda n: tmr.MeanSquaredError(squared=False), (R,)))
-_register("mae", MetricDef(lambda n: tmr.MeanAbsoluteError(), (R,)))
-_register("r2", MetricDef(lambda n: tmr.R2Score(), (R,)))
-# multi-label: probabilities [N, L], targets {0,1} [N, L], threshold 0.5
-_register(
-    "hamming_loss", MetricDef(lambda n: tmc.MultilabelHammingDistance(num_labels=n, average="micro"), (ML,))
-)
-_register("jaccard", MetricDef(lambda n: tmc.MultilabelJaccardIndex(num_labels=n, average="macro"), (ML,)))
-
-DEFAULT_METRICS = {
-    C: ["accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"],
-    R: ["mse", "rmse", "mae", "r2"],
-    ML: ["hamming_loss", "jaccard"],
-}
-
-
-class ClassCounts(torchmetrics.Metric):
-    """Rows per class, summed over the workers."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        self.num_classes = num_classes
-        self.add_state("counts", default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, target: torch.Tensor) -> None:
-        self.counts += torch.bincount(target, minlength=self.num_classes)
-
-    def compute(self) -> torch.Tensor:
-        return self.counts
-
-
-class MetricSet:
-    """Named metrics over predictions that arrive in batches, possibly on several workers.
-
-    ``update(preds, target)``: class probabilities ``[B, C]`` and ids ``[B]``
-    (classification), values ``[B]`` (regression) or label probabilities and {0,1}
-    targets ``[B, L]`` (multi-label). ``compute()`` is collective under DDP: every rank
-    must call it, in the same order, and every rank gets the global values.
-    """
-
-    def __init__(self, task: str, names: list[str], num_classes: int | None = None):
-        self.task = task
-        self.names = list(names)
-        self.defs = {n: TEST_METRICS.get(n) for n in self.names}
-        # float64 states: sums over many rows stay exact enough to match scikit-learn
-        self.metrics = {n: d.build(num_classes or 0).set_dtype(torch.float64) for n, d in self.defs.items()}
-        self._seen = None  # per-class row counts, to tell when ROC-AUC is undefined
-        if task == C and "roc_auc" in self.names:
-            self._seen = ClassCounts(num_classes or 0)
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        preds, target = preds.detach().double().cpu(), target.detach().cpu()
-        target = target.long() if self.task in (C, ML) else target.double()
-        for name, metric in self.metrics.items():
-            metric.update(*self.defs[name].feed(preds, target))
-        if self._seen is not None:
-            self._seen.update(target)
-
-    def compute(self) -> dict[str, Any]:
-        out = {name: self.defs[name].post(metric.compute()) for name, metric in self.metrics.items()}
-        if self._seen is not None and bool((self._seen.compute() == 0).any()):
-            out["roc_auc"] = None  # undefined when a class is absent from the rows
-        return out
-
-    def reset(self) -> None:
-        for metric in self.metrics.values():
-            metric.reset()
-        if self._seen is not None:
-            self._seen.reset()
 
 
 def compute_test_metrics(
@@ -216,23 +58,3 @@ def compute_test_metrics(
             )
         ]
     return out
-
-
-class EpochMetrics(MetricSet):
-    """The val metrics of one epoch, fed the model's raw outputs batch by batch."""
-
-    def __init__(self, task: str, extra: list[str] | None, num_outputs: int, target_scale: float = 1.0):
-        super().__init__(task, in_loop_metrics(task, extra), num_outputs)
-        self.target_scale = target_scale
-
-    def observe(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        if self.task == C:
-            self.update(torch.softmax(out.detach().float(), dim=-1), y)
-        else:  # errors in the target's original units
-            self.update(out.detach().float() * self.target_scale, y.float() * self.target_scale)
-
-    def results(self, prefix: str = "val") -> dict[str, Any]:
-        """The synced values as ``{prefix}_{name}``; resets for the next epoch."""
-        values = self.compute()
-        self.reset()
-        return {f"{prefix}_{k}": v for k, v in values.items()}

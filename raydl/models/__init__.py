@@ -1,6 +1,10 @@
 """The model zoo. A builder is ``build(input_shape, num_outputs, **params) -> nn.Module``:
 ``input_shape`` is one example's shape after preprocessing (``(F,)`` or ``(C, H, W)``),
-``num_outputs`` the classes (classification) or 1 (regression)."""
+``num_outputs`` the classes (classification) or 1 (regression).
+
+Each family's module registers its builders in :data:`raydl.catalog.MODELS`, where every
+name is declared; a builder's module is imported the first time it is asked for.
+"""
 
 from __future__ import annotations
 
@@ -10,42 +14,17 @@ from typing import Any
 
 import torch.nn as nn
 
+from raydl.catalog import MODELS
+from raydl.checks import check_model_params
 from raydl.errors import RaydlError
-from raydl.registry import Registry, did_you_mean
 
 ModelBuilder = Callable[..., nn.Module]
-MODELS: Registry[ModelBuilder] = Registry("model")
-
-# Registration happens on import of each family's module.
-from raydl.models import (  # noqa: E402,F401
-    cnn,
-    embedding_bag,
-    mlp,
-    pretrained,
-    resnet,
-    rnn,
-    transformers_zoo,
-    vae,
-    vit,
-)
 
 
 def check_params(arch: str, params: dict[str, Any]) -> list[str]:
-    """Problems with ``params`` for the builder of ``arch`` (unknown names), as messages
-    ``(key, message)`` relative to ``model.params``. Empty when the arch is unknown."""
-    problem = MODELS.check(arch)
-    if problem:
-        return []
-    sig = inspect.signature(MODELS.get(arch))
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return []
-    allowed = [n for n in sig.parameters if n not in ("input_shape", "num_outputs")]
-    return [
-        f"model.params.{k}: unknown parameter of model {arch!r}; "
-        f"{did_you_mean(k, allowed)}allowed: {', '.join(allowed)}"
-        for k in params
-        if k not in allowed
-    ]
+    """Problems with ``params`` for ``arch``, one ``model.params.<key>: …`` line each;
+    empty when the arch is unknown. See :func:`raydl.checks.check_model_params`."""
+    return check_model_params(arch, params)
 
 
 def build_model(

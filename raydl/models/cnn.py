@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch.nn as nn
 
 from raydl.models import MODELS
@@ -11,7 +13,7 @@ from raydl.models import MODELS
 def cnn(
     input_shape: tuple[int, ...],
     num_outputs: int,
-    channels: list[int] = (32, 64),  # type: ignore[assignment]
+    channels: Sequence[int] = (32, 64),
     kernel_size: int = 3,
     hidden: int = 128,
     dropout: float = 0.0,

@@ -3,6 +3,8 @@ excluded) through a small MLP. Fast and strong enough for topic classification."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
@@ -35,7 +37,7 @@ def embedding_bag(
     vocab_size: int,
     pad_id: int = 0,
     dim: int = 64,
-    hidden: list[int] = (),  # type: ignore[assignment]
+    hidden: Sequence[int] = (),
     dropout: float = 0.0,
 ) -> nn.Module:
     """Token ids ``(B, max_length)`` → logits. ``vocab_size`` and ``pad_id`` come from

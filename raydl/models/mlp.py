@@ -5,6 +5,7 @@ the last columns of ``x`` and are embedded, one table per column."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -21,10 +22,9 @@ class _EmbedIds(nn.Module):
         super().__init__()
         self.k = len(cardinalities)
         # a common rule of thumb: about half the categories, at most `dim` (default 16)
-        self.tables = nn.ModuleList(
-            nn.Embedding(n, min(dim or 16, max(2, (n + 1) // 2))) for n in cardinalities
-        )
-        self.width = sum(t.embedding_dim for t in self.tables)
+        tables = [nn.Embedding(n, min(dim or 16, max(2, (n + 1) // 2))) for n in cardinalities]
+        self.tables = nn.ModuleList(tables)
+        self.width = sum(t.embedding_dim for t in tables)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dense, ids = x[:, : x.shape[1] - self.k], x[:, x.shape[1] - self.k :].long()
@@ -35,7 +35,7 @@ class _EmbedIds(nn.Module):
 def mlp(
     input_shape: tuple[int, ...],
     num_outputs: int,
-    hidden: list[int] = (128, 64),  # type: ignore[assignment]
+    hidden: Sequence[int] = (128, 64),
     dropout: float = 0.0,
     activation: str = "relu",
     batch_norm: bool = False,

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from raydl.models import MODELS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def resolve_path(path: str) -> Path:
@@ -31,10 +35,11 @@ def resolve_path(path: str) -> Path:
 
 
 class EncoderClassifier(nn.Module):
-    def __init__(self, encoder: nn.Module, num_outputs: int, pad_id: int, dropout: float) -> None:
+    def __init__(self, encoder: PreTrainedModel, num_outputs: int, pad_id: int, dropout: float) -> None:
         super().__init__()
         self.encoder, self.pad_id = encoder, pad_id
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.config.hidden_size, num_outputs))
+        hidden = int(encoder.config.hidden_size)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.long()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
@@ -57,8 +59,8 @@ def _resnet(input_shape, num_outputs, widths, blocks, dropout) -> nn.Module:
 def resnet(
     input_shape: tuple[int, ...],
     num_outputs: int,
-    widths: list[int] = (16, 32, 64),  # type: ignore[assignment]
-    blocks: list[int] = (1, 1, 1),  # type: ignore[assignment]
+    widths: Sequence[int] = (16, 32, 64),
+    blocks: Sequence[int] = (1, 1, 1),
     dropout: float = 0.0,
 ) -> nn.Module:
     """A small residual net: stem → stages of BasicBlocks (each stage after the first halves

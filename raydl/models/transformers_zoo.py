@@ -10,12 +10,18 @@ import torch.nn as nn
 from raydl.models import MODELS
 
 
-def _need_tokens(name: str, input_shape, vocab_size) -> None:
+def _need_tokens(name: str, input_shape, vocab_size: int | None) -> int:
+    """``vocab_size``, checked: these models take token ids and need the vocabulary's size.
+
+    Raises:
+        ValueError: the input is not 1-d token ids, or no vocab_size was given.
+    """
     if not vocab_size or len(input_shape) != 1:
         raise ValueError(
             f"{name} needs token ids: 1-d input and a vocab_size (text data passes it), "
             f"got shape {tuple(input_shape)} and vocab_size {vocab_size}"
         )
+    return vocab_size
 
 
 class BertClassifier(nn.Module):
@@ -47,9 +53,9 @@ def bert(
     classification head on the pooled [CLS] state."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    _need_tokens("bert", input_shape, vocab_size)
+    vocab = _need_tokens("bert", input_shape, vocab_size)
     config = BertConfig(
-        vocab_size=vocab_size,
+        vocab_size=vocab,
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -58,8 +64,8 @@ def bert(
         attention_probs_dropout_prob=dropout,
         max_position_embeddings=max(max_length or input_shape[0], input_shape[0]),
         pad_token_id=pad_id,
-        num_labels=num_outputs,
     )
+    config.num_labels = num_outputs  # a PretrainedConfig property: sets id2label/label2id too
     return BertClassifier(BertForSequenceClassification(config), pad_id)
 
 
@@ -94,9 +100,9 @@ def gpt2(
     from transformers import GPT2Config, GPT2LMHeadModel
 
     del num_outputs
-    _need_tokens("gpt2", input_shape, vocab_size)
+    vocab = _need_tokens("gpt2", input_shape, vocab_size)
     config = GPT2Config(
-        vocab_size=vocab_size,
+        vocab_size=vocab,
         n_positions=max(max_length or input_shape[0], input_shape[0]),
         n_embd=dim,
         n_layer=layers,

@@ -7,6 +7,7 @@ Training calls :meth:`VAE.objective` instead of the spec's loss (see
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -79,7 +80,7 @@ def vae(
     input_shape: tuple[int, ...],
     num_outputs: int,
     latent: int = 16,
-    hidden: list[int] = (256, 128),  # type: ignore[assignment]
+    hidden: Sequence[int] = (256, 128),
     recon: str = "mse",
     beta: float = 1.0,
 ) -> nn.Module:

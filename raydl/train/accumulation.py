@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch.nn as nn
 
@@ -32,9 +32,16 @@ def windows(items: Iterable[T], every: int) -> Iterator[list[T]]:
         yield window
 
 
+@runtime_checkable
+class _Syncs(Protocol):
+    """A model that all-reduces its gradients unless inside ``no_sync()`` (DDP)."""
+
+    def no_sync(self) -> Any: ...
+
+
 def sync_context(model: nn.Module, step: bool) -> Any:
     """``model.no_sync()`` on a DDP model's non-final micro-step, else nothing."""
-    if not step and hasattr(model, "no_sync"):
+    if not step and isinstance(model, _Syncs):
         return model.no_sync()
     return nullcontext()
 

@@ -20,13 +20,13 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from raydl.checks import metric_mode
+from raydl.catalog import metric_mode
 from raydl.data.augment import build_augment
-from raydl.evaluate.metrics import EpochMetrics
 from raydl.models import build_model
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import accumulation, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
+from raydl.train.metrics import EpochMetrics
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
 from raydl.train.session import TrainSession
 from raydl.train.strategy import build_strategy

@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+@runtime_checkable
+class Generative(Protocol):
+    """A model that scores itself: ``objective(x, out)`` is its loss (the VAE's ELBO)."""
+
+    def objective(self, x: torch.Tensor, out: Any) -> torch.Tensor: ...
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -36,7 +44,7 @@ def forward_loss(
     """One forward pass: ``(output to score or None, loss)``."""
     inner = _unwrap(model)
     out = model(x)
-    if hasattr(inner, "objective"):  # generative model with its own loss (VAE)
+    if isinstance(inner, Generative):  # generative model with its own loss (VAE)
         return None, inner.objective(x, out)
     if task == "language_modeling":
         return None, next_token_loss(out, x, getattr(inner, "pad_id", None))
@@ -54,7 +62,7 @@ def extra_metrics(prefix: str, mean_loss: float, task: str) -> dict[str, float]:
 
 def has_own_objective(model: nn.Module) -> bool:
     """A model trained on its own objective (the VAE): no labels to score on test."""
-    return hasattr(_unwrap(model), "objective")
+    return isinstance(_unwrap(model), Generative)
 
 
 @torch.no_grad()
@@ -84,6 +92,8 @@ def test_objective(model: nn.Module, dataset, batch_size: int = 1024) -> dict[st
     negative ELBO per example), as ``test_loss`` with the row count ``n``."""
     model.eval()
     inner = _unwrap(model)
+    if not isinstance(inner, Generative):
+        raise TypeError(f"{type(inner).__name__} has no objective(x, out) to score")
     total, rows = 0.0, 0
     for batch in dataset.iter_torch_batches(batch_size=batch_size):
         x = batch["x"]

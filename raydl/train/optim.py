@@ -1,4 +1,5 @@
-"""Optimizers, LR schedules and losses, each family in its registry.
+"""Optimizers, LR schedules and losses, each family in its registry (the names are
+declared in :mod:`raydl.catalog`; this module registers the builders).
 
 Builders take the validated spec section, so a new entry needs no change elsewhere.
 """
@@ -7,20 +8,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from raydl.checks import metric_mode
+from raydl.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, metric_mode
 from raydl.errors import RaydlError
-from raydl.registry import Registry
 from raydl.spec import LossSpec, OptimizerSpec, SchedulerSpec
 
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-SCHEDULERS: Registry[Callable[..., torch.optim.lr_scheduler.LRScheduler | None]] = Registry("scheduler")
-LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+__all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "build_loss", "default_loss", "epoch_end", "steps_per_batch"]
 
 
 # ----------------------------------------------------------------- optimizers
@@ -124,6 +122,8 @@ class SoftCrossEntropy(nn.Module):
     """Cross-entropy that takes class ids ``(B,)`` or soft targets ``(B, C)`` (mixup), with
     optional per-class weights and label smoothing (torch's own loss does all three)."""
 
+    weight: torch.Tensor | None  # a buffer: moves with the module to its device
+
     def __init__(self, weight: list[float] | None, label_smoothing: float) -> None:
         super().__init__()
         self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight else None)
@@ -152,6 +152,8 @@ def _probabilities(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class FocalLoss(nn.Module):
     """Multi-class focal loss (Lin et al. 2017): ``-Σ_c w_c t_c (1 - p_c)^γ log p_c``,
     averaged over the batch; γ = 0 is (weighted) cross-entropy."""
+
+    weight: torch.Tensor | None  # a buffer: moves with the module to its device
 
     def __init__(self, gamma: float, weight: list[float] | None) -> None:
         super().__init__()

@@ -1,5 +1,6 @@
 """Distributed strategies: how a worker wraps its model, takes an optimizer step and
-saves/restores its training state. Chosen by ``train.strategy``.
+saves/restores its training state. Chosen by ``train.strategy`` from the strategy family
+(:data:`raydl.catalog.STRATEGIES`, which also says what each needs installed).
 
 ddp        torch DistributedDataParallel through Ray Train's ``prepare_model``: gloo on
            CPU, NCCL on GPU (Ray Train picks the backend from ``use_gpu``). Precision:
@@ -23,7 +24,6 @@ window's boundary reads the gradient norm, checks for a bad step and calls ``ste
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,6 +32,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from raydl.catalog import STRATEGIES
+from raydl.checks import requirements_problems
 from raydl.errors import RaydlError
 from raydl.spec import TrainSpec
 from raydl.train import checkpoint as ckpt
@@ -40,21 +42,7 @@ from raydl.train.accumulation import sync_context
 
 DEEPSPEED_DIR = "deepspeed"  # DeepSpeed's own sharded state, inside a checkpoint
 _TAG = "state"
-
-
-def requirements_problems(t: TrainSpec) -> list[str]:
-    """What the chosen strategy/precision needs that the spec or machine lacks; one
-    ``dotted.path: message`` line each (used by the spec checks, before Ray starts; the
-    GPUs of the cluster are checked when training starts)."""
-    problems = []
-    if t.precision == "fp16" and not t.use_gpu:
-        problems.append(
-            "train.precision: fp16 needs a GPU (train.use_gpu: true): its gradient scaling "
-            "runs on CUDA; use bf16 on CPU"
-        )
-    if t.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        problems.append("train.strategy: deepspeed is not installed here (pip install deepspeed)")
-    return problems
+__all__ = ["DDPStrategy", "DeepSpeedStrategy", "build_strategy", "deepspeed_config", "requirements_problems"]
 
 
 def deepspeed_config(t: TrainSpec, world_size: int) -> dict[str, Any]:
@@ -258,12 +246,20 @@ class DeepSpeedStrategy:
         return {k: client["raydl"][k] for k in ("epoch", "best", "stale")}
 
 
-def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None):
-    """The strategy object the loop drives (see the module docstring)."""
-    if t.strategy == "deepspeed":
-        return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)
+@STRATEGIES.register("ddp")
+def _ddp(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None) -> DDPStrategy:
     import ray.train.torch
 
     # to the worker's device; DDP when there is more than one worker (a one-worker search
     # trial passes its own `prepare`: to its device)
     return DDPStrategy((prepare or ray.train.torch.prepare_model)(model), optimizer, scheduler, t)
+
+
+@STRATEGIES.register("deepspeed")
+def _deepspeed(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None):
+    return DeepSpeedStrategy(model, optimizer, scheduler, t, world_size)  # DeepSpeed places the model itself
+
+
+def build_strategy(model: nn.Module, optimizer, scheduler, t: TrainSpec, world_size: int, prepare=None):
+    """The strategy object the loop drives (see the module docstring)."""
+    return STRATEGIES.get(t.strategy)(model, optimizer, scheduler, t, world_size, prepare)

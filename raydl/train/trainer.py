@@ -17,7 +17,7 @@ from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
-from raydl.checks import metric_mode
+from raydl.catalog import metric_mode
 from raydl.data.prepare import PreparedData
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir

@@ -50,7 +50,7 @@ def test_render_of_every_example_job_validates(job):
     # the job spec travels whole: the ConfigMap holds the validated spec of this file
     rendered = yaml.safe_load(config_map["data"]["job.yaml"])
     assert rendered["name"] == yaml.safe_load(job.read_text())["name"]
-    assert rendered["train"] == load_spec(job).model_dump(mode="json")["train"]
+    assert rendered["train"] == load_spec(job, local_paths=False).model_dump(mode="json")["train"]
 
 
 def test_gpu_groups_serve_and_overrides(tmp_path):

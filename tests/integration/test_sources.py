@@ -9,15 +9,16 @@ from PIL import Image
 
 import raydl
 from raydl.data.prepare import prepare_data
-from raydl.errors import DataError
+from raydl.errors import DataError, SpecError
 from raydl.spec import validate_spec
 
 pytestmark = pytest.mark.integration
 
 
-def spec_for(source: dict, model: str = "mlp", **data) -> object:
+def spec_for(source: dict, model: str = "mlp", local_paths: bool = True, **data) -> object:
     data.setdefault("split", {"method": "stratified", "val": 0.2, "test": 0.2})
-    return validate_spec({"name": "t", "data": {"source": source, **data}, "model": {"arch": model}})
+    raw = {"name": "t", "data": {"source": source, **data}, "model": {"arch": model}}
+    return validate_spec(raw, local_paths=local_paths)
 
 
 def digit_folder(root, per_class=60, classes=(0, 1, 2), side=16, fmt="PNG", rgb=False):
@@ -61,8 +62,11 @@ def test_rgb_jpeg_folder_and_a_missing_folder(ray_cluster, tmp_path):
     batch = next(iter(prepared.datasets["train"].iter_batches(batch_size=4, batch_format="numpy")))
     assert batch["x"].shape == (4, 3, 8, 8) and batch["x"].dtype == np.float32
 
-    with pytest.raises(DataError, match="is not a folder of class sub-folders"):
-        prepare_data(spec_for({"type": "images", "path": str(tmp_path / "nope")}, image={"shape": [1, 8, 8]}))
+    missing = {"type": "images", "path": str(tmp_path / "nope")}
+    with pytest.raises(SpecError, match="does not exist"):  # found when the spec is checked
+        spec_for(missing, image={"shape": [1, 8, 8]})
+    with pytest.raises(DataError, match="is not a folder of class sub-folders"):  # or when read
+        prepare_data(spec_for(missing, image={"shape": [1, 8, 8]}, local_paths=False))
 
 
 def wine_dict():

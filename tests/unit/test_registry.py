@@ -43,3 +43,35 @@ def test_module_function_loads_user_code():
         reg.get("os.path:sep")
     with pytest.raises(RegistryError, match="expected 'module:function'"):
         reg.get("os.path:")
+
+
+def test_declared_members_are_known_without_importing_their_module(tmp_path, monkeypatch):
+    """A family names a member by module; the module is imported on first get() only."""
+    import sys
+    import types
+
+    reg: Registry = Registry("widget")
+    (tmp_path / "lazy_widgets.py").write_text(
+        "from lazy_family import REG\n@REG.register('square')\ndef square():\n    return 'square'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "lazy_family", types.SimpleNamespace(REG=reg))
+    reg.declare("square", "lazy_widgets", info={"sides": 4})
+    assert reg.names() == ["square"] and "square" in reg
+    assert reg.check("square") is None and reg.info("square") == {"sides": 4}
+    assert "lazy_widgets" not in sys.modules  # known, checked, described: not imported
+    assert reg.get("square")() == "square"
+    assert "lazy_widgets" in sys.modules
+    monkeypatch.delitem(sys.modules, "lazy_widgets")
+
+
+def test_a_declared_name_belongs_to_its_module():
+    reg: Registry = Registry("widget")
+    reg.declare("round", "some.module")
+    with pytest.raises(RegistryError, match="already declared"):
+        reg.declare("round", "other.module")
+    with pytest.raises(RegistryError, match="widget 'round' belongs to some.module"):
+        reg.register("round")(lambda: None)  # defined here, in tests.unit.test_registry
+    assert reg.check("rund").startswith("unknown widget 'rund'; did you mean 'round'?")
+    with pytest.raises(RegistryError, match="unknown widget"):
+        reg.info("rund")

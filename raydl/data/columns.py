@@ -1,0 +1,39 @@
+"""What every data module shares, at the bottom of ``raydl.data``: the names of the
+columns raydl adds to rows, and the one way numpy columns become a Ray Dataset.
+
+Imports nothing of raydl's and no Ray at load time (the preprocessor, which serving
+loads without Ray, takes its column names from here).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import ray
+
+TENSOR_COLUMN = "x"  # the column of tensor sources: one array (e.g. an image) per row
+HASH_COLUMN = "_h"  # a row's 64-bit content hash (raydl.data.split)
+
+
+def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
+    """A Ray Dataset of ``blocks`` Arrow blocks; arrays of rank > 1 become tensor columns."""
+    import pyarrow as pa
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    n = len(next(iter(columns.values())))
+    bounds = np.linspace(0, n, num=min(blocks, max(n, 1)) + 1, dtype=int)
+    tables = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        tables.append(
+            pa.table(
+                {
+                    k: ArrowTensorArray.from_numpy(v[lo:hi]) if v.ndim > 1 else pa.array(v[lo:hi])
+                    for k, v in columns.items()
+                }
+            )
+        )
+    return ray.data.from_arrow(tables)
