@@ -38,6 +38,14 @@ def check_spec(spec: JobSpec) -> list[str]:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
         if name in TEXT_BUILTINS and data.text is None:
             problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
+    if data.id_column is not None:
+        if data.source.type in ("builtin", "images"):
+            own = "id" if data.source.type == "builtin" else "path"
+            problems.append(
+                f"data.id_column: {data.source.type} sources name their rows themselves ({own!r}); remove it"
+            )
+        elif data.id_column == data.label:
+            problems.append(f"data.id_column: {data.id_column!r} is the label column; name another column")
     if data.source.type == "images" and data.image is None:
         problems.append("data.image: an images source needs data.image.shape, e.g. {shape: [3, 32, 32]}")
     if data.text is not None:

@@ -152,20 +152,21 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     return Tokenizer.from_file(str(file))
 
 
-def fit_text_preprocessor(
-    train: ray.data.Dataset, *, text: TextSpec, task: str, label: str, classes: list[Any] | None
-) -> Preprocessor:
-    """A preprocessor whose ``x`` is ``text.max_length`` token ids of ``text.column``."""
-    from raydl.data.preprocess import Preprocessor
+def fit_text_preprocessor(train: ray.data.Dataset, base: Preprocessor, *, text: TextSpec) -> Preprocessor:
+    """``base`` (task, label, classes, the text column and its gap fill) with a tokenizer
+    fitted on the train split's texts, as the preprocessor reads them: ``x`` is
+    ``text.max_length`` token ids of ``text.column``."""
+    from dataclasses import replace
 
-    tok = fit_tokenizer(text, [] if text.tokenizer.type == "pretrained" else texts_of(train, text.column))
-    return Preprocessor(
-        task=task,
-        label=label,
+    texts = None
+    if text.tokenizer.type != "pretrained":
+        texts = texts_of(train.map_batches(base.clean_columns, batch_format="numpy"), text.column)
+    tok = fit_tokenizer(text, texts or [])
+    return replace(
+        base,
         feature_columns=None,
         input_shape=[text.max_length],
         scaling="none",
-        classes=classes,
         text_column=text.column,
         data_info=data_info(tok),
         tokenizer=tok,

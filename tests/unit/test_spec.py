@@ -44,7 +44,7 @@ def test_typo_key_inside_tagged_union_uses_users_path():
     raw = dict(MINIMAL, data={"source": {"type": "builtin", "name": "digits", "nmae": 1}, "label": "target"})
     (line,) = problems(raw)
     assert line.startswith("data.source.nmae: unknown key; did you mean 'name'?")
-    assert "allowed: limit, name, path, type" in line
+    assert "allowed: limit, name, path, subset, type" in line
 
 
 def test_wrong_type_names_value():
