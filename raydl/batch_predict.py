@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from raydl.errors import RaydlError
+from raydl.errors import RaydlError, RowProblem
 from raydl.predict import Columns, Predictor
 from raydl.registry import did_you_mean
 
@@ -47,11 +47,15 @@ class PredictorActor:
     """One actor of the pool: the Predictor (shipped with the task, loaded once), and a
     batch of input rows → the same rows with prediction columns and an error column."""
 
-    def __init__(self, predictor: Predictor, image_column: str | None, threads: int) -> None:
+    def __init__(self, predictor: list, image_column: str | None, threads: int) -> None:
+        import ray
         import torch
 
         torch.set_num_threads(threads)  # the pool, not each actor, uses the machine's cores
-        self.predictor, self.image_column = predictor, image_column
+        # the Predictor comes as [ObjectRef] (a list: Ray would resolve a bare ref into a
+        # constructor argument held in the object store, which a restarted actor may lose)
+        self.predictor: Predictor = ray.get(predictor[0])
+        self.image_column = image_column
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.image_column is not None:
@@ -66,8 +70,9 @@ class PredictorActor:
             full[prepared.good] = values
             out[name] = full
         why = np.full(n, "", dtype=object)
-        for p in prepared.problems:
-            why[p.row] = (why[p.row] + "; " if why[p.row] else "") + str(p).split(": ", 1)[-1]
+        for p in prepared.problems:  # "field 'a': not a number (got 'abc')", several joined by "; "
+            text = str(RowProblem(None, p.field, p.value, p.reason)).removeprefix("request, ")
+            why[p.row] = (why[p.row] + "; " if why[p.row] else "") + text
         out[ERROR_COLUMN] = why
         return out
 
@@ -252,9 +257,10 @@ def predict_files(
     size = actors or max(1, int(ray.cluster_resources().get("CPU", 2) // 2))
     image_column = predictor.preprocessor.image_column if kind == "images" else None
     root = str(Path(input_path).resolve()) if Path(input_path).is_dir() else None
+    shipped = ray.put(predictor)  # loaded once here, fetched once by each actor, on any node
     predicted = ds.map_batches(
         PredictorActor,
-        fn_constructor_kwargs={"predictor": predictor, "image_column": image_column, "threads": threads},
+        fn_constructor_kwargs={"predictor": [shipped], "image_column": image_column, "threads": threads},
         compute=ray.data.ActorPoolStrategy(size=size),
         batch_size=batch_size,
         batch_format="numpy",

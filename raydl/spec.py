@@ -749,7 +749,12 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SpecError([f"{path}: no such spec file"])
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+        raise SpecError([f"{path}: not a YAML job spec (a binary file: {byte})"]) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -28,8 +28,19 @@ IMAGE_COLUMN = "image"  # the column of image sources: encoded bytes, base64 tex
 
 def rename_columns(batch: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     """A batch with its columns renamed from the source's own names to the spec's
-    (``data.source.rename``); other columns keep their names."""
-    return {mapping.get(k, k): v for k, v in batch.items()} if mapping else batch
+    (``data.source.rename``); other columns keep their names. Where rows use both names
+    (a list of request dicts), a row's value is the one it gives."""
+    if not mapping:
+        return batch
+    out: dict[str, Any] = {}
+    for k, v in batch.items():
+        new = mapping.get(k, k)
+        if new in out:  # both names: fill the gaps of one from the other
+            old = rows.column_of(out[new])
+            v = rows.column_of(v)
+            v = np.where(rows.missing(np.asarray(v)), old, v) if len(old) == len(v) else v
+        out[new] = v
+    return out
 
 
 @dataclass

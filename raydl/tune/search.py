@@ -50,6 +50,13 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
     problems = []
     for path, entry in tune_spec.space.items():
         where = f"tune.space.{path}"
+        if path.split(".")[0] == "data" and path.split(".")[:2] != ["data", "augment"]:
+            problems.append(
+                f"{where}: the search prepares the data once for all its trials, so a data.* value "
+                "cannot differ between trials (data.augment can: it runs in the training loop); "
+                "run one job per data setting"
+            )
+            continue
         if len(entry) != 1:
             problems.append(f"{where}: give exactly one of {', '.join(SPACES)}, got {sorted(entry)}")
             continue
@@ -71,8 +78,9 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
             )
         if tune_spec.search == "grid" and kind not in ("grid", "choice"):
             problems.append(f"{where}.{kind}: tune.search grid takes only grid/choice values")
-        # the trial's spec must be valid with a value from this range
-        ends = {"randint": [args[0], args[-1] - 1], "choice": args, "grid": args}.get(kind, args)
+        # the trial's spec must be valid with a value from this range (ends of a range,
+        # every value of a choice or grid: strings too)
+        ends = [args[0], args[-1] - 1] if kind == "randint" else args
         for sample in ends:
             trial = json.loads(json.dumps({**raw_spec, "tune": None}))
             try:
