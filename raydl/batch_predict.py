@@ -26,7 +26,7 @@ from raydl.registry import did_you_mean
 log = logging.getLogger(__name__)
 
 ERROR_COLUMN = "_raydl_error"
-ROW_COLUMN = "row"  # the errors file: the row's position in the input (0-based)
+ROW_COLUMN = "row"  # the errors file: the row's position in the input as read (one file: its row number)
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 
