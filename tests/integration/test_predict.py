@@ -211,19 +211,19 @@ def test_preprocessor_is_fitted_on_train_rows_only(ray_cluster, tmp_path):
     split = {"method": "time", "column": "t", "val": 0.15, "test": 0.15}
     before = tmp_path / "before.csv"
     frame.to_csv(before, index=False)
-    first = prepare_data(table_spec(before, split=split))
+    first = prepare_data(table_spec(before, split=split, cache="never"))
     first.preprocessor.save(tmp_path / "pre1")
 
     test_rows = frame.index[frame["t"] >= first.rule.test_cut[0]]
     assert len(test_rows) == first.report["split"]["rows"]["test"] >= 40
-    changed = frame.copy()
+    changed = frame.astype({"c": object})
     changed.loc[test_rows[:10], "a"] = 1e6
     changed.loc[test_rows[10:20], "c"] = ""
     changed.loc[test_rows[20:30], "color"] = "purple"
     changed.loc[test_rows[30:40], "b"] = -1e6
     after = tmp_path / "after.csv"
     changed.to_csv(after, index=False)
-    second = prepare_data(table_spec(after, split=split))
+    second = prepare_data(table_spec(after, split=split, cache="never"))
     assert second.report["split"]["rows"] == first.report["split"]["rows"]
     assert second.report["missing"]["c"] == first.report["missing"]["c"] + 10
     second.preprocessor.save(tmp_path / "pre2")
@@ -244,9 +244,8 @@ def test_labels_that_are_gaps_and_limits_that_leave_few_classes(ray_cluster, tmp
 
     def spec(source=None, **data):
         source = {"type": "csv", "path": str(path)} | (source or {})
-        return validate_spec(
-            {"name": "s", "data": {"source": source, "label": "y", **data}, "model": {"arch": "mlp"}}
-        )
+        data = {"source": source, "label": "y", "cache": "never", **data}  # no splits kept: counts only
+        return validate_spec({"name": "s", "data": data, "model": {"arch": "mlp"}})
 
     first = prepare_data(spec({"limit": 105}))
     (warning,) = first.report["warnings"]
