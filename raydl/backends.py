@@ -57,7 +57,7 @@ class TorchBackend:
 
         self.model, self.task = model.eval(), task
         self._torch = torch
-        self._own_objective = objectives.has_own_objective(model)
+        self.own_objective = objectives.has_own_objective(model)  # answers with per-row scores
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,7 +66,7 @@ class TorchBackend:
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-            if self._own_objective:
+            if self.own_objective:
                 scores = objectives.row_objective(self.model, t)
                 return {k: v.double().cpu().numpy() for k, v in scores.items()}
             if self.task == "language_modeling":

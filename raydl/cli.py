@@ -186,7 +186,7 @@ def predict(
     actors: Annotated[
         int | None, typer.Option("--actors", help="Predictor actors (default: half the cluster's CPUs).")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward pass.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward pass.")] = 1024,
     verbose: Verbose = False,
 ) -> None:
     """Batch inference: the run's Predictor over every row of --input, on Ray Data actors.

@@ -66,6 +66,8 @@ class Predictor:
         self.model = model or {}  # what runs: {"format", "path"}
         self.batch_size = batch_size
         self._known = preprocessor.known_fields()
+        # a VAE (its own objective) answers with per-row scores whatever the task
+        self.kind = "scores" if getattr(backend, "own_objective", False) else preprocessor.task
 
     @classmethod
     def from_run(cls, run_dir: str | Path, model: str | Path = "selected", **kwargs: Any) -> Predictor:
@@ -119,12 +121,12 @@ class Predictor:
 
     @property
     def output_columns(self) -> list[str]:
-        """The columns :meth:`postprocess` returns (batch inference writes them)."""
-        if self.task == "classification":
+        """The columns :meth:`predict_columns` returns (batch inference writes them)."""
+        if self.kind == "classification":
             return ["pred_label", "pred_probability", *(f"pred_p_{c}" for c in self.classes or [])]
-        if self.task == "regression":
+        if self.kind == "regression":
             return ["pred_value"]
-        if self.task == "language_modeling":
+        if self.kind == "language_modeling":
             return ["pred_loss", "pred_perplexity", "pred_tokens"]
         return ["pred_loss", "pred_reconstruction_error"]
 
@@ -185,16 +187,16 @@ class Predictor:
         """The backend's outputs → answer columns (see :attr:`output_columns`):
         classification ``probabilities`` (B, classes) and ``label_id`` too."""
         pre = self.preprocessor
-        if self.task == "classification":
+        if self.kind == "classification":
             logits = np.asarray(outputs["logits"], dtype=np.float64)
             e = np.exp(logits - logits.max(-1, keepdims=True))
             probs = (e / e.sum(-1, keepdims=True)).astype(np.float32)
             ids = probs.argmax(-1)
             labels = np.asarray(pre.classes, dtype=object)[ids]
             return {"label_id": ids, "label": labels, "probabilities": probs}
-        if self.task == "regression":
+        if self.kind == "regression":
             return {"value": pre.decode_target(np.asarray(outputs["output"], dtype=np.float64))}
-        if self.task == "language_modeling":
+        if self.kind == "language_modeling":
             loss = np.asarray(outputs["loss"], dtype=np.float64)
             return {"loss": loss, "perplexity": np.exp(np.minimum(loss, 700.0)), "tokens": outputs["tokens"]}
         return {k: np.asarray(v, dtype=np.float64) for k, v in outputs.items()}
@@ -241,7 +243,7 @@ class Predictor:
         if not len(prepared.good):
             return {c: np.zeros(0) for c in self.output_columns}, prepared
         post = self.postprocess(self.forward(prepared.x))
-        if self.task == "classification":
+        if self.kind == "classification":
             cols = {"pred_label": post["label"], "pred_probability": post["probabilities"].max(-1)}
             for j, c in enumerate(self.classes or []):
                 cols[f"pred_p_{c}"] = post["probabilities"][:, j]
@@ -249,7 +251,7 @@ class Predictor:
         return {f"pred_{k}": v for k, v in post.items()}, prepared
 
     def _answers(self, post: dict[str, np.ndarray], top_k: int) -> list[dict[str, Any]]:
-        if self.task != "classification":
+        if self.kind != "classification":
             keys = list(post)
             return [{k: _plain(post[k][i]) for k in keys} for i in range(len(post[keys[0]]))]
         names = [_plain(c) for c in self.classes or []]

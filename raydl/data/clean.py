@@ -32,6 +32,7 @@ import pandas as pd
 import ray
 
 from raydl.data import images, rows
+from raydl.data.columns import Columns
 from raydl.data.split import HASH_COLUMN, _uniform, row_hashes
 from raydl.errors import DataError
 from raydl.spec import CleanSpec
@@ -43,26 +44,6 @@ BAD = "_bad"  # why a row could not be parsed ("" when it could)
 LABEL_GAP = "_label_gap"  # the row's label is a gap
 SUBSET_SEED_OFFSET = 104729  # another stream than the split's and the balancing's
 FILLS = ("mean", "median", "most_frequent", "constant")
-
-
-@dataclass(frozen=True)
-class Columns:
-    """What each column of the raw rows is, for parsing: numeric and categorical
-    features, a text or image column, the label (None for a language model), the row
-    id column (kept out of the content hash), and the task."""
-
-    numeric: list[str] = field(default_factory=list)
-    categorical: list[str] = field(default_factory=list)
-    text: str | None = None
-    image: str | None = None
-    label: str | None = None
-    task: str = "classification"
-    row_id: str | None = None
-
-    @property
-    def gappy(self) -> list[str]:
-        """The feature columns whose gaps ``data.clean.missing`` decides about."""
-        return self.numeric + self.categorical + ([self.text] if self.text else [])
 
 
 @dataclass
@@ -78,14 +59,6 @@ class Cleaned:
 
 
 # ---------------------------------------------------------------------- parse
-def numeric_looking(values: pd.Series, share: float = 0.9) -> bool:
-    """Whether a text column is really numeric with a few bad values: at least ``share``
-    of its non-empty values parse as numbers."""
-    v = values.dropna().astype(str).str.strip()
-    v = v[v != ""]
-    return len(v) > 0 and pd.to_numeric(v, errors="coerce").notna().mean() >= share
-
-
 def _parse(batch: dict[str, np.ndarray], cols: Columns, image_mode: str, image_size) -> dict[str, np.ndarray]:
     """Every column read by its kind (:mod:`raydl.data.rows`, as the preprocessor reads a
     request): numbers as float64, gaps as None/NaN; why a row cannot be used in ``_bad``

@@ -14,17 +14,16 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import ray
 
 from raydl.data.balance import class_weights, resample, smote
-from raydl.data.clean import Columns, clean, numeric_looking
+from raydl.data.clean import clean
+from raydl.data.columns import Columns, column_kinds, image_mode
 from raydl.data.fit import base_preprocessor, fit_table, fit_tensor
-from raydl.data.images import CHANNELS_TO_MODE
 from raydl.data.preprocess import Preprocessor
 from raydl.data.repair import count_outliers, drop_outliers, fill_values, outlier_bounds, outlier_threshold
 from raydl.data.sources import SourceInfo, read_source
@@ -69,57 +68,6 @@ class PreparedData:
     rows: ray.data.Dataset | None = None
     rule: SplitRule | None = None
     refit: Callable[[ray.data.Dataset], Preprocessor] | None = None
-
-
-def _is_number(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-
-
-def _feature_columns(
-    spec: JobSpec, ds: ray.data.Dataset, schema: pa.Schema, row_id: str | None
-) -> tuple[list[str], list[str]]:
-    """The (numeric, categorical) feature columns: all but the label, the split column and
-    the row id unless ``data.features.columns`` lists them. A text column whose values
-    are nearly all numbers is numeric with a few unparseable values (cleaning names them).
-
-    Raises:
-        DataError: a listed column does not exist, or a text column is found and
-            categorical encoding is off.
-    """
-    label = spec.data.label
-    names = list(schema.names)
-    split_column = spec.data.split.column if spec.data.split.method in ("time", "group") else None
-    wanted = spec.data.features.columns or [c for c in names if c not in (label, split_column, row_id)]
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise DataError(
-            f"data.features.columns: no column {missing[0]!r} in the data; columns: {', '.join(names)}"
-        )
-    texts = [c for c in wanted if not _is_number(schema.field(c).type)]
-    sample = ds.select_columns(texts).limit(1000).to_pandas() if texts else None
-    numeric, categorical = [], []
-    for c in wanted:
-        if c not in texts or numeric_looking(sample[c]):
-            numeric.append(c)
-        else:
-            categorical.append(c)
-    if categorical and spec.data.features.categorical == "none":
-        c = categorical[0]
-        kind = schema.field(c).type
-        kind = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else kind
-        raise DataError(
-            f"data: column {c!r} is {kind}, not numeric; set data.features.categorical "
-            "(onehot or ordinal) or list the numeric columns in data.features.columns"
-        )
-    return numeric, categorical
-
-
-def _check_text_column(column: str, names: list[str], schema: pa.Schema | None) -> None:
-    if column not in names:
-        raise DataError(f"data.text.column: no column {column!r} in the data; columns: {', '.join(names)}")
-    kind = schema.field(column).type if schema is not None else None
-    if kind is not None and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(f"data.text.column: column {column!r} holds {kind}, not text")
 
 
 def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
@@ -211,49 +159,6 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         return _prepare(spec, preprocessor)
 
 
-def _columns(spec: JobSpec, ds: ray.data.Dataset, info: SourceInfo) -> Columns:
-    """What each column of the source is.
-
-    Raises:
-        DataError: the label, text or feature columns are not in the data.
-    """
-    data = spec.data
-    schema = ds.schema()
-    if schema is None:
-        raise DataError(f"data.source: {data.source.type} source produced no rows")
-    arrow = schema.base_schema if isinstance(schema.base_schema, pa.Schema) else None
-    names = list(schema.names)
-    language_model = data.task == "language_modeling"  # token ids only: no label column
-    if not language_model and data.label not in names:
-        raise DataError(f"data.label: no column {data.label!r} in the data; columns: {', '.join(names)}")
-    cols = Columns(label=None if language_model else data.label, task=data.task, row_id=info.row_id)
-    if data.text is not None:
-        _check_text_column(data.text.column, names, arrow)
-        return replace(cols, text=data.text.column)
-    if info.image_column is not None:
-        return replace(cols, image=info.image_column)
-    if info.tensor_shape is not None:
-        return cols
-    if arrow is None:
-        arrow = pa.schema(
-            [
-                (n, t if isinstance(t, pa.DataType) else pa.from_numpy_dtype(np.dtype(t)))
-                for n, t in zip(names, schema.types)
-            ]
-        )
-    numeric, categorical = _feature_columns(spec, ds, arrow, info.row_id)
-    return replace(cols, numeric=numeric, categorical=categorical)
-
-
-def _image_mode(spec: JobSpec) -> tuple[str, tuple[int, int]]:
-    if spec.data.image is None:
-        return "L", (1, 1)
-    channels, height, width = spec.data.image.shape
-    if channels not in CHANNELS_TO_MODE:
-        raise DataError(f"data.image.shape: images decode to 1 (gray) or 3 (RGB) channels, got {channels}")
-    return CHANNELS_TO_MODE[channels], (height, width)
-
-
 def _fitter(
     spec: JobSpec, info: SourceInfo, cols: Columns, classes: list[Any] | None, clip_rule: bool
 ) -> Callable[[ray.data.Dataset], Preprocessor]:
@@ -261,7 +166,7 @@ def _fitter(
     or a fold's): clip bounds (an outlier rule that clips), gap fills, then scaling,
     categories, PCA or the tokenizer — each on the rows as the steps before leave them."""
     data = spec.data
-    mode, _ = _image_mode(spec)
+    mode, _ = image_mode(spec)
 
     def fit(train: ray.data.Dataset) -> Preprocessor:
         assert data.clean.outliers is not None or not clip_rule
@@ -306,8 +211,8 @@ def _fitter(
 def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
     data = spec.data
     ds, info = read_source(data)
-    cols = _columns(spec, ds, info)
-    mode, size = _image_mode(spec)
+    cols = column_kinds(spec, ds, info)
+    mode, size = image_mode(spec)
 
     # One materialized pass over the source parses values and adds a content hash; the
     # row rules, the key scan and every split read it, so the source is read once.

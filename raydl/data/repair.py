@@ -13,7 +13,8 @@ import numpy as np
 import ray
 
 from raydl.data import rows
-from raydl.data.clean import FILLS, Columns, strategies
+from raydl.data.clean import FILLS, strategies
+from raydl.data.columns import Columns
 from raydl.data.stats import column_stats
 from raydl.errors import DataError
 from raydl.spec import CleanSpec, OutlierSpec
