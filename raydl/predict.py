@@ -112,7 +112,7 @@ class Predictor:
     @property
     def classes(self) -> list[Any] | None:
         """The class names, as the data names them (classification), in output order."""
-        return list(self.preprocessor.classes) if self.task == "classification" else None
+        return list(self.preprocessor.classes or []) if self.task == "classification" else None
 
     @property
     def input_schema(self) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _keys(batch: dict[str, np.ndarray], columns: list[str], label: str | None) -
         ROW_ID: batch[ROW_ID],
         "bad": batch[BAD] != "",
         "label_gap": batch[LABEL_GAP] if LABEL_GAP in batch else np.zeros(n, bool),
-        "whole": (y == np.round(y)) | np.isnan(y) if floats else np.ones(n, bool),
+        "whole": (y == np.round(y)) | np.isnan(y) if y is not None and floats else np.ones(n, bool),
         "float_label": np.full(n, floats),
         "missing": mask,
     }
@@ -151,7 +151,7 @@ def _bad_rows(batch: dict[str, np.ndarray], row_id: str | None) -> dict[str, np.
     idx = np.flatnonzero(batch[BAD] != "")
     return {
         "why": batch[BAD][idx],
-        "row": np.array([_name_row(batch, i, row_id) for i in idx], dtype=object),
+        "row": np.array([_name_row(batch, int(i), row_id) for i in idx], dtype=object),
     }
 
 

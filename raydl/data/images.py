@@ -69,7 +69,7 @@ def decode(value: Any, mode: str, size: tuple[int, int]) -> np.ndarray:
         raise ImageProblem(f"cannot decode as an image ({_reason(e)})") from None
     height, width = size
     if img.size != (width, height):
-        img = img.resize((width, height), resample=Image.BILINEAR)
+        img = img.resize((width, height), resample=Image.Resampling.BILINEAR)
     pixels = np.asarray(img, dtype=np.float32)
     return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(np.moveaxis(pixels, -1, 0))
 

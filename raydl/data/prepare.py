@@ -169,8 +169,8 @@ def _fitter(
     mode, _ = image_mode(spec)
 
     def fit(train: ray.data.Dataset) -> Preprocessor:
-        assert data.clean.outliers is not None or not clip_rule
-        clip = outlier_bounds(train, data.clean.outliers, cols.numeric) if clip_rule else {}
+        rule = data.clean.outliers
+        clip = outlier_bounds(train, rule, cols.numeric) if clip_rule and rule is not None else {}
         base = base_preprocessor(
             task=data.task,
             label=data.label,
@@ -232,7 +232,7 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
 
     # -- outliers: the rule's bounds are fitted on the train split; dropping the rows
     # outside them is a row rule for every split, clipping is the preprocessor's
-    steps, outliers = list(cleaned.steps), {}
+    steps, outliers = list(cleaned.steps), dict[str, int]()
     o = data.clean.outliers
     if o is not None:
         bounds = outlier_bounds(take_split(hashed, rule, "train"), o, cols.numeric)

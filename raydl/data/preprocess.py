@@ -307,6 +307,7 @@ class Preprocessor:
             from raydl.data.text import encode
 
             return encode(self.tokenizer, cols[self.text_column])
+        x: np.ndarray
         if self.feature_columns is None:  # a tensor or decoded images: (B, C, H, W) or flat
             x = np.asarray(cols[self.image_column or TENSOR_COLUMN], dtype=np.float32).reshape(n, -1)
             if self.scaling != "none" and self.center:
@@ -316,7 +317,7 @@ class Preprocessor:
                 scale = np.asarray(self.scale, np.float32)[None, :, None]
                 x = ((x.reshape(n, k, -1) - center) / scale).reshape(n, -1)
             return x.reshape((n, *self.input_shape))
-        numeric = [np.asarray(cols[c], dtype=np.float32) for c in self.numeric_columns]
+        numeric: list[np.ndarray] = [np.asarray(cols[c], dtype=np.float32) for c in self.numeric_columns]
         x = np.stack(numeric, axis=1) if numeric else np.zeros((n, 0), np.float32)
         if self.scaling != "none" and numeric:
             x = (x - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
@@ -332,8 +333,8 @@ class Preprocessor:
             components = np.asarray(self.pca_components, np.float32)  # (k, d)
             x = (x - np.asarray(self.pca_mean, np.float32)) @ components.T
         if self.id_columns:  # ids for an embedding: exact in float32 below 2**24
-            ids = [self.category_ids(c, cols[c]).astype(np.float32) for c in self.id_columns]
-            x = np.concatenate([x, np.stack(ids, axis=1)], axis=1)
+            embedded = [self.category_ids(c, cols[c]).astype(np.float32) for c in self.id_columns]
+            x = np.concatenate([x, np.stack(embedded, axis=1)], axis=1)
         return x.reshape((n, *self.input_shape))
 
     def raw_pixels(self, batch: dict[str, Any]) -> np.ndarray:

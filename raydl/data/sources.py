@@ -334,8 +334,8 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         raise DataError(f"data.source: cannot read images from {src.path!r}: {_first_line(e)}") from None
     if src.limit and src.subset == "first":
         ds = ds.limit(src.limit)
-    root = src.path.split("://", 1)[-1] if "://" in src.path else str(Path(src.path).resolve())
-    ds = ds.map_batches(partial(_image_rows, root=root), batch_format="numpy")
+    base = src.path.split("://", 1)[-1] if "://" in src.path else str(Path(src.path).resolve())
+    ds = ds.map_batches(partial(_image_rows, root=base), batch_format="numpy")
     return ds, SourceInfo(
         label=data.label,
         tensor_shape=(channels, height, width),
