@@ -85,12 +85,26 @@ class OnnxBackend:
         if task not in ("classification", "regression"):
             raise RaydlError(f"{path}: an ONNX model serves classification or regression, not {task}")
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise RaydlError(f"{path}: an ONNX model needs onnxruntime (pip install onnxruntime)") from None
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.path, self.task = path, task
+        self._open(path.read_bytes())
+
+    def _open(self, model: bytes) -> None:
+        import onnxruntime as ort
+
+        self.model = model
+        self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
-        self.task = task
+
+    # a session does not pickle: batch inference ships the model's bytes to its actors
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "task": self.task, "model": self.model}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.task = state["path"], state["task"]
+        self._open(state["model"])
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         out = np.asarray(self.session.run(None, {self.input: x})[0], dtype=np.float32)

@@ -197,3 +197,31 @@ def test_the_selected_model_contract_swaps_the_backend_behind_the_same_path(tmp_
         Predictor.from_run(run)
     with pytest.raises(RaydlError, match="not a raydl run directory"):
         raydl.Predictor.from_run(tmp_path)
+
+
+def test_an_onnx_model_serves_behind_the_same_pre_and_post_processing(tmp_path):
+    import pickle
+
+    pre = table()
+    model = mlp_predictor(pre).backend.model
+    run = run_dir(tmp_path, pre, model)
+    (tmp_path / "run" / "model").mkdir()
+    example = torch.zeros(2, *pre.input_shape)
+    onnx = tmp_path / "run" / "model" / "model.onnx"
+    torch.onnx.export(
+        model, (example,), str(onnx), input_names=["x"], dynamic_shapes=({0: "batch"},), external_data=False
+    )
+    write_selected(tmp_path / "run" / "model", "onnx", {"onnx": "model.onnx"}, "checkpoints/best")
+    frame = pd.DataFrame(
+        {"a": [0.0, 4.0, 9.0], "B": [1.0, -1.0, 0.0], "color": ["red", "blue", ""], "city": "x"}
+    )
+    served = Predictor.from_run(run)
+    assert served.model["format"] == "onnx"
+    best = Predictor.from_run(run, model="best").predict(frame)
+    answers = served.predict(frame)
+    assert [a["label"] for a in answers] == [a["label"] for a in best]
+    np.testing.assert_allclose(
+        [a["probability"] for a in answers], [a["probability"] for a in best], atol=1e-5
+    )
+    shipped = pickle.loads(pickle.dumps(served))  # batch inference ships it to its actors
+    assert shipped.predict(frame) == answers
