@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import ray
 
 from raydl.data.balance import class_weights, resample, smote
@@ -364,3 +365,28 @@ def fold_datasets(
         pre = prepared.refit(train_raw)
         train, _ = _balance(spec, train_raw, pre, None, cached=True)
         return _cache_train(spec, train), val_raw.map_batches(pre, batch_format="numpy").materialize(), pre
+
+
+def raw_rows(prepared: PreparedData, splits: tuple[str, ...] = ("train", "val")) -> pd.DataFrame:
+    """The cleaned raw rows of some splits, with their content hash, gathered to the
+    driver in the order of their hashes (the same on every run, whatever the blocks)."""
+    assert prepared.rows is not None and prepared.rule is not None
+    parts = [take_split(prepared.rows, prepared.rule, s, keep_hash=True).to_pandas() for s in splits]
+    return pd.concat(parts, ignore_index=True).sort_values(HASH_COLUMN, kind="stable", ignore_index=True)
+
+
+def frame_fold(
+    prepared: PreparedData, train: pd.DataFrame, held_out: pd.DataFrame, refit: bool
+) -> tuple[ray.data.Dataset, tuple[np.ndarray, np.ndarray], Preprocessor]:
+    """A fold of raw rows (from :func:`raw_rows`): the preprocessing refitted on its train
+    rows (or, without ``refit``, the train split's), its train rows preprocessed and
+    balanced as the spec says (materialized), and its held-out rows' ``(x, y)``."""
+    spec = prepared.spec
+    assert spec is not None and prepared.refit is not None
+    with _ordered(spec):
+        train_raw = ray.data.from_pandas(train)
+        pre = prepared.refit(train_raw) if refit else prepared.preprocessor
+        rows, _ = _balance(spec, train_raw, pre, None, cached=True)
+        batch = {c: held_out[c].to_numpy() for c in held_out.columns if c != HASH_COLUMN}
+        held = pre(batch)
+        return _cache_train(spec, rows), (held["x"], held["y"]), pre
