@@ -168,7 +168,10 @@ def _check_columns(predictor: Predictor, names: list[str], kind: str) -> list[st
         notes.append(f"no column {name!r}: every row gets training's fill value {field['fill']!r}")
     unknown = [c for c in names if c not in pre.known_fields() and c not in own]
     if unknown:
-        notes.append(f"columns the model does not read, passed through: {', '.join(unknown)}")
+        inputs = [f["name"] for f in pre.input_schema()["fields"]]
+        hints = {c: did_you_mean(c, inputs).strip() for c in unknown}
+        shown = [f"{c} ({hints[c]})" if hints[c] else c for c in unknown]
+        notes.append(f"columns the model does not read, passed through: {', '.join(shown)}")
     return notes
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import ray
 
+from raydl.data import rows
 from raydl.data.balance import class_weights, resample, smote
 from raydl.data.clean import clean
 from raydl.data.columns import Columns, column_kinds, image_mode
@@ -323,24 +324,43 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
 
 
 def _limit_warnings(spec: JobSpec, counts: dict[str, Any]) -> list[str]:
-    """What a user should hear when ``data.source.limit`` leaves a class with few rows."""
+    """What a user should hear when ``data.source.limit`` leaves a class with few rows,
+    or (the first N rows) without a class the rest of the source holds."""
     src = spec.data.source
     if not src.limit or not counts["class_counts"]:
         return []
     total: Counter = Counter()
     for split in SPLITS:
         total.update(counts["class_counts"][split])
+    absent = sorted(set(_source_classes(spec)) - set(total)) if src.subset == "first" else []
     few = sorted((n, c) for c, n in total.items() if n < FEW_ROWS)
-    if not few and len(total) > 1:
+    if not few and not absent and len(total) > 1:
         return []
-    shown = ", ".join(f"{c!r} ({n})" for n, c in few[:5]) + (", …" if len(few) > 5 else "")
-    what = f"leave {len(few)} class(es) with fewer than {FEW_ROWS} rows: {shown}" if few else "hold one class"
+    what = []
+    if absent:
+        shown = ", ".join(repr(c) for c in absent[:5]) + (", …" if len(absent) > 5 else "")
+        what.append(f"hold {len(total)} of the source's {len(total) + len(absent)} classes (none of {shown})")
+    if few:
+        shown = ", ".join(f"{c!r} ({n})" for n, c in few[:5]) + (", …" if len(few) > 5 else "")
+        what.append(f"leave {len(few)} class(es) with fewer than {FEW_ROWS} rows: {shown}")
+    if not what:
+        what.append("hold one class")
     hint = (
         " (the first rows of a file sorted by label hold few classes: try data.source.subset: random)"
         if src.subset == "first"
         else ""
     )
-    return [f"data.source.limit: the {src.subset} {src.limit} rows {what}{hint}"]
+    return [f"data.source.limit: the {src.subset} {src.limit} rows {' and '.join(what)}{hint}"]
+
+
+def _source_classes(spec: JobSpec) -> list[str]:
+    """The label values of the whole source (its label column read again, without the
+    limit), as the class counts name them."""
+    data = spec.data
+    whole = data.model_copy(update={"source": data.source.model_copy(update={"limit": None})})
+    ds, _ = read_source(whole)
+    labels = ds.select_columns([data.label]).to_pandas()[data.label]
+    return sorted({str(v) for v in labels[~rows.missing(labels.to_numpy(dtype=object))]})
 
 
 def fold_datasets(
@@ -386,7 +406,7 @@ def frame_fold(
     with _ordered(spec):
         train_raw = ray.data.from_pandas(train)
         pre = prepared.refit(train_raw) if refit else prepared.preprocessor
-        rows, _ = _balance(spec, train_raw, pre, None, cached=True)
+        balanced, _ = _balance(spec, train_raw, pre, None, cached=True)
         batch = {c: held_out[c].to_numpy() for c in held_out.columns if c != HASH_COLUMN}
         held = pre(batch)
-        return _cache_train(spec, rows), (held["x"], held["y"]), pre
+        return _cache_train(spec, balanced), (held["x"], held["y"]), pre

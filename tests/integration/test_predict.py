@@ -249,10 +249,11 @@ def test_labels_that_are_gaps_and_limits_that_leave_few_classes(ray_cluster, tmp
 
     first = prepare_data(spec({"limit": 105}))
     (warning,) = first.report["warnings"]
-    assert warning.startswith(
-        "data.source.limit: the first 105 rows leave 1 class(es) with fewer than 10 rows: 'b' (5)"
+    assert warning == (
+        "data.source.limit: the first 105 rows hold 2 of the source's 3 classes (none of 'c') and leave "
+        "1 class(es) with fewer than 10 rows: 'b' (5) (the first rows of a file sorted by label hold few "
+        "classes: try data.source.subset: random)"
     )
-    assert "try data.source.subset: random" in warning
     drawn = prepare_data(spec({"limit": 105, "subset": "random"}))
     assert (
         drawn.report["warnings"] == []
