@@ -1,5 +1,6 @@
 """raydl: a deep-learning runtime on Ray. One declarative job spec carries a model
-through data preparation, training and evaluation on a laptop or a Ray cluster."""
+through data preparation, training and evaluation on a laptop or a Ray cluster;
+``raydl.Predictor.from_run(run_dir)`` answers raw rows with the trained model, without Ray."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "JobSpec",
+    "Predictor",
     "RaydlError",
+    "RequestError",
     "SpecError",
     "load_spec",
     "run",
@@ -26,8 +29,17 @@ if TYPE_CHECKING:
 
 from raydl._version import __version__
 from raydl.checks import load_spec
-from raydl.errors import RaydlError, SpecError
+from raydl.errors import RaydlError, RequestError, SpecError
 from raydl.spec import JobSpec
+
+
+def __getattr__(name: str) -> Any:
+    # Predictor imports torch: loaded when first used, so `import raydl` stays light
+    if name == "Predictor":
+        from raydl.predict import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'raydl' has no attribute {name!r}")
 
 
 def run(spec: JobSpec, **kwargs: Any) -> RunResult:

@@ -130,13 +130,18 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML spec file into a raw mapping.
 
     Raises:
-        SpecError: the file is missing or is not valid YAML.
+        SpecError: the file is missing, is not text (a binary file) or is not valid YAML.
     """
     p = Path(path)
     if not p.is_file():
         raise SpecError([f"{path}: no such spec file"])
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+        raise SpecError([f"{path}: not a YAML job spec (a binary file: {byte})"]) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -229,6 +234,14 @@ def _check_data(spec: JobSpec) -> list[str]:
             problems.append(f"data.task: the builtin {name!r} is a {builtin.task} set, got {data.task!r}")
         if name in TEXT_BUILTINS and data.text is None:
             problems.append(f"data.text: the builtin {name!r} is text; set data.text (e.g. {{column: text}})")
+    if data.id_column is not None:
+        if data.source.type in ("builtin", "images"):
+            own = "id" if data.source.type == "builtin" else "path"
+            problems.append(
+                f"data.id_column: {data.source.type} sources name their rows themselves ({own!r}); remove it"
+            )
+        elif data.id_column == data.label:
+            problems.append(f"data.id_column: {data.id_column!r} is the label column; name another column")
     if data.source.type == "images" and data.image is None:
         problems.append("data.image: an images source needs data.image.shape, e.g. {shape: [3, 32, 32]}")
     if data.text is not None:
@@ -405,6 +418,13 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
     variant_searchers = " or ".join(n for n in SEARCHERS.names() if SEARCHERS.info(n).variants)
     for path, entry in tune_spec.space.items():
         where = f"tune.space.{path}"
+        if path.split(".")[0] == "data" and path.split(".")[:2] != ["data", "augment"]:
+            problems.append(
+                f"{where}: the search prepares the data once for all its trials, so a data.* value "
+                "cannot differ between trials (data.augment can: it runs in the training loop); "
+                "run one job per data setting"
+            )
+            continue
         if len(entry) != 1:
             problems.append(f"{where}: give exactly one of {', '.join(SPACES.names())}, got {sorted(entry)}")
             continue
@@ -427,8 +447,10 @@ def check_space(tune_spec: TuneSpec, raw_spec: dict[str, Any]) -> list[str]:
             )
         if tune_spec.search == "grid" and kind not in ("grid", "choice"):
             problems.append(f"{where}.{kind}: tune.search grid takes only grid/choice values")
-        # the trial's spec must be valid with a value from this range
-        ends = {"randint": [args[0], args[-1] - 1], "choice": args, "grid": args}.get(kind, args)
+        # the trial's spec must be valid with a value from this range (ends of a range,
+        # every value of a choice or grid: strings too, so randint's upper end is computed
+        # for randint only)
+        ends = [args[0], args[-1] - 1] if kind == "randint" else args
         for sample in ends:
             trial = json.loads(json.dumps({**raw_spec, "tune": None}))
             try:

@@ -180,6 +180,78 @@ def evaluate(
         evaluate_run(run_dir, display=Display(console), verbose=verbose)
 
 
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Rows to predict: a parquet, csv or jsonl file, a folder of them, or of images.",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where predictions go: a .parquet, .csv or .jsonl file.")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="selected (compression's choice, else best), best, or a path.")
+    ] = "selected",
+    actors: Annotated[
+        int | None, typer.Option("--actors", help="Predictor actors (default: half the cluster's CPUs).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward pass.")] = 1024,
+    verbose: Verbose = False,
+) -> None:
+    """Batch inference: the run's Predictor over every row of --input, on Ray Data actors.
+    Rows that fail go to OUTPUT.errors.parquet with the reason."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from raydl.batch_predict import predict_files
+    from raydl.rundir import RunDir
+    from raydl.runtime import connect
+    from raydl.spec import load_spec
+
+    _setup_logging(verbose)
+    job = load_spec(RunDir.open(run_dir).spec)
+    progress = Progress(
+        TextColumn("  rows"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[failed]}"),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("predict", total=None, failed="")
+
+    def started(total: int | None, notes: list[str]) -> None:
+        for note in notes:
+            err_console.print(f"[yellow]note[/]: {note}", highlight=False)
+        progress.update(task, total=total)
+
+    def rows_done(done: int, failed: int) -> None:
+        progress.update(task, completed=done, failed=f"{failed:,} failed" if failed else "")
+
+    with _interruptible(), connect(job, verbose), progress:
+        result = predict_files(
+            run_dir,
+            input,
+            output,
+            model=model,
+            actors=actors,
+            batch_size=batch_size,
+            on_start=started,
+            on_rows=rows_done,
+        )
+    console.print(f"[green]predicted[/] {result.predicted:,} of {result.rows:,} rows → {result.output}")
+    if result.failed:
+        console.print(
+            f"[yellow]failed[/] {result.failed:,} rows → {result.errors} (first: {result.first_error})",
+            highlight=False,
+        )
+
+
 Address = Annotated[
     str,
     typer.Option(

@@ -139,7 +139,7 @@ def _train_and_evaluate(
             search = _search(spec, prepared, run_dir, display, resume_search)
             best_checkpoint, best_metrics, epochs_run = (
                 search.best_checkpoint,
-                {},
+                {"epoch": _checkpoint_epoch(search.best_checkpoint)},
                 search.best_metrics["epochs"],
             )
         else:
@@ -185,12 +185,28 @@ def _train_and_evaluate(
 
 
 def _save_predictions(run_dir: RunDir, predictions: dict[str, Any]) -> None:
-    """The test predictions, for the report's ROC curves."""
+    """The test predictions (``y``, ``y_pred``, ``scores``; ``id``: the rows' names in the
+    source, when it names them), for the report's ROC curves and for checking a served
+    model against the run. Row names are stored as text or integers (no pickles)."""
     import numpy as np
 
-    np.savez_compressed(
-        run_dir.path / "predictions.npz", **{k: v for k, v in predictions.items() if v is not None}
-    )
+    arrays = {k: np.asarray(v) for k, v in predictions.items() if v is not None}
+    if "id" in arrays and arrays["id"].dtype == object:
+        arrays["id"] = arrays["id"].astype(str)
+    # no pickles: an object array left here is a bug, not something to load with pickle
+    np.savez_compressed(run_dir.path / "predictions.npz", allow_pickle=False, **arrays)
+
+
+def _checkpoint_epoch(checkpoint: Path) -> int | None:
+    """The epoch (1-based) a checkpoint was saved at, from its loop state."""
+    import torch
+
+    from raydl.train.checkpoint import TRAIN_STATE
+
+    path = Path(checkpoint) / TRAIN_STATE
+    if not path.is_file():
+        return None
+    return int(torch.load(path, weights_only=False, map_location="cpu")["epoch"])
 
 
 def _search(spec: JobSpec, prepared, run_dir: RunDir, display: Display, resume: bool):

@@ -66,6 +66,8 @@ class Display:
         line = [f"duplicates {report.get('duplicates', 0)}"]
         missing = {k: v for k, v in (report.get("missing") or {}).items() if v}
         line.append(f"missing {_short(missing) if missing else 0}")
+        if report.get("missing_label"):
+            line.append(f"rows without a label {report['missing_label']} (dropped)")
         outliers = {k: v for k, v in (report.get("outliers") or {}).items() if v}
         if report.get("outliers") is not None:
             line.append(f"outliers {_short(outliers) if outliers else 0}")

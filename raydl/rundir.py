@@ -2,7 +2,7 @@
 
 runs/<name>-<timestamp>/
   spec.yaml  manifest.json  data_report.json  preprocessor/  checkpoints/best/
-  metrics.jsonl  metrics.json
+  metrics.jsonl  metrics.json  predictions.npz  model/ (the selected model, see raydl.backends)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class RunDir:
     data_report = property(lambda self: self.path / "data_report.json")
     preprocessor = property(lambda self: self.path / "preprocessor")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best")
+    selected_model = property(lambda self: self.path / "model")  # see raydl.backends
     metrics_log = property(lambda self: self.path / "metrics.jsonl")
     metrics = property(lambda self: self.path / "metrics.json")
     ray_storage = property(lambda self: self.path / "ray")

@@ -1,23 +1,28 @@
 """Row cleaning on Ray Data, each step counting what it changed.
 
-Steps, in order: ``parse`` (values of numeric columns that are not numbers: the row is
-counted and dropped, or rejected with the row named), ``dedupe`` (exact duplicates),
-``missing`` (drop the row, or fill: mean, median, most frequent, constant), ``outliers``
-(z-score or IQR rule on numeric columns: drop the row or clip the value).
+Row rules, in order, over every row read: ``subset`` (``data.source.limit`` with
+``subset: random``: a seeded random choice of rows), ``parse`` (values of numeric columns
+that are not numbers, images that do not decode: the row is counted and dropped, or
+rejected with the row named), ``dedupe`` (exact duplicates), ``label`` (rows whose label
+is a gap: dropped and counted, or refused), ``missing`` (rows with a gap in a column
+whose strategy is ``drop``; a gap in an ``error`` column stops the run naming it). A gap
+is a gap in every column kind — None, NaN, empty text — and counted as one.
+
+What is *learnt* from the data is fitted on the train split only, after the split:
+outlier bounds (:func:`~raydl.data.repair.outlier_bounds`; dropping the rows outside them is a row rule
+applied to every split, clipping is a preprocessing step) and gap fill values
+(:func:`~raydl.data.repair.fill_values`). Both go into the preprocessor, so a request is cleaned as
+training's rows were.
 
 Nothing is collected to one process but small keys and statistics: each row carries its
 content hash and a random row id; the driver gathers (hash, row id, flags) — 8-byte
 numbers — finds the few repeated hashes and the row ids to drop, and the rows are
-filtered where they are. Statistics (moments, quantile sketches, value counts) are
-computed per block and merged here. Cleaning statistics are taken over all rows that
-reach the step (before the split): cleaning repairs the data set; features are fitted on
-the train split only (see :mod:`raydl.data.preprocess`).
+filtered where they are.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -26,7 +31,10 @@ import numpy as np
 import pandas as pd
 import ray
 
-from raydl.data.split import HASH_COLUMN, row_hashes
+from raydl.data import images, rows
+from raydl.data.columns import HASH_COLUMN
+from raydl.data.kinds import Columns
+from raydl.data.split import _uniform, row_hashes
 from raydl.errors import DataError
 from raydl.spec import CleanSpec
 
@@ -34,8 +42,9 @@ log = logging.getLogger(__name__)
 
 ROW_ID = "_rid"  # a random 63-bit id per row, fixed once the rows are materialized
 BAD = "_bad"  # why a row could not be parsed ("" when it could)
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-SKETCH_K = 800  # KLL sketch size: exact below ~k values per column, ~0.35% rank error above
+LABEL_GAP = "_label_gap"  # the row's label is a gap
+SUBSET_SEED_OFFSET = 104729  # another stream than the split's and the balancing's
+FILLS = ("mean", "median", "most_frequent", "constant")
 
 
 @dataclass
@@ -46,151 +55,92 @@ class Cleaned:
     steps: list[dict[str, Any]] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
-    outliers: dict[str, int] = field(default_factory=dict)
-    fill_values: dict[str, Any] = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------ statistics
-def _sketch():
-    from datasketches import kll_doubles_sketch
-
-    return kll_doubles_sketch(SKETCH_K)
-
-
-def _block_stats(
-    batch: dict[str, np.ndarray], columns: list[str], counts: list[str]
-) -> dict[str, np.ndarray]:
-    """Per column: n, sum, sum of squares, a serialized quantile sketch (finite values);
-    for ``counts`` columns also their value counts. One row per block."""
-    out: dict[str, Any] = {}
-    for c in columns:
-        v = np.asarray(batch[c], np.float64)
-        v = v[np.isfinite(v)]
-        sk = _sketch()
-        if len(v):
-            sk.update(v)
-        out[f"{c}/n"] = np.array([len(v)])
-        out[f"{c}/s"] = np.array([v.sum()])
-        out[f"{c}/ss"] = np.array([(v**2).sum()])
-        out[f"{c}/sk"] = np.array([sk.serialize()], dtype=object)
-    for c in counts:
-        vc = pd.Series(batch[c]).dropna().value_counts()
-        out[f"{c}/vc"] = np.array([dict(zip(vc.index.tolist(), vc.tolist()))], dtype=object)
-    return out
-
-
-@dataclass
-class ColumnStats:
-    n: int
-    mean: float
-    std: float
-    sketch: Any  # a merged kll_doubles_sketch, or None when there are no values
-    counts: Counter | None = None
-
-    def quantiles(self, qs=QUANTILES) -> list[float]:
-        return [float(v) for v in self.sketch.get_quantiles(list(qs))] if self.n else [float("nan")] * len(qs)
-
-    def describe(self, bins: int = 20) -> dict[str, Any]:
-        """mean, std, min, max, quantiles and a histogram: the report's (and drift's) form."""
-        if not self.n:
-            return {"count": 0}
-        lo, hi = float(self.sketch.get_min_value()), float(self.sketch.get_max_value())
-        edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo, lo + 1.0])
-        cdf = np.asarray(self.sketch.get_cdf(edges[1:-1].tolist()))  # P(X < edge) ... and 1.0
-        mass = np.diff(np.concatenate([[0.0], cdf[:-1], [1.0]]))
-        return {
-            "count": self.n,
-            "mean": self.mean,
-            "std": self.std,
-            "min": lo,
-            "max": hi,
-            "quantiles": {str(q): v for q, v in zip(QUANTILES, self.quantiles())},
-            "histogram": {"edges": edges.tolist(), "counts": np.rint(mass * self.n).astype(int).tolist()},
-        }
-
-
-def column_stats(
-    ds: ray.data.Dataset, columns: list[str], counts: list[str] | None = None
-) -> dict[str, ColumnStats]:
-    """Moments and a quantile sketch per numeric column (value counts for ``counts``
-    columns), in one distributed pass; missing and non-finite values are left out."""
-    counts = counts or []
-    if not columns and not counts:
-        return {}
-    from datasketches import kll_doubles_sketch
-
-    parts = ds.map_batches(
-        partial(_block_stats, columns=columns, counts=counts), batch_format="numpy", batch_size=None
-    ).take_all()
-    stats: dict[str, ColumnStats] = {}
-    for c in columns:
-        n = sum(int(p[f"{c}/n"]) for p in parts)
-        s = sum(float(p[f"{c}/s"]) for p in parts)
-        ss = sum(float(p[f"{c}/ss"]) for p in parts)
-        sk = _sketch()
-        for p in parts:
-            sk.merge(kll_doubles_sketch.deserialize(p[f"{c}/sk"]))
-        mean = s / n if n else float("nan")
-        std = float(np.sqrt(max(ss / n - mean**2, 0.0))) if n else float("nan")
-        stats[c] = ColumnStats(n, mean, std, sk)
-    for c in counts:
-        total: Counter = Counter()
-        for p in parts:
-            total.update(p[f"{c}/vc"])
-        if c in stats:
-            stats[c].counts = total
-        else:
-            stats[c] = ColumnStats(sum(total.values()), float("nan"), float("nan"), None, total)
-    return stats
+    label_gaps: int = 0
+    strategies: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------- parse
-def numeric_looking(values: pd.Series, share: float = 0.9) -> bool:
-    """Whether a text column is really numeric with a few bad values: at least ``share``
-    of its non-empty values parse as numbers."""
-    v = values.dropna().astype(str).str.strip()
-    v = v[v != ""]
-    return len(v) > 0 and pd.to_numeric(v, errors="coerce").notna().mean() >= share
-
-
-def _parse(batch: dict[str, np.ndarray], numeric: list[str]) -> dict[str, np.ndarray]:
-    """Numeric columns as float64 (unparseable values become NaN and are named in
-    ``_bad``), a content hash and a random row id per row."""
-    n = len(next(iter(batch.values())))
+def _parse(batch: dict[str, np.ndarray], cols: Columns, image_mode: str, image_size) -> dict[str, np.ndarray]:
+    """Every column read by its kind (:mod:`raydl.data.rows`, as the preprocessor reads a
+    request): numbers as float64, gaps as None/NaN; why a row cannot be used in ``_bad``
+    (a value that is not a number, an image that does not decode); whether its label is
+    a gap; then a content hash (without the row id column) and a random row id."""
+    n = rows.batch_length(batch)
     bad = np.full(n, "", dtype=object)
-    for c in numeric:
+
+    def flag(mask: np.ndarray, why) -> None:
+        for i in np.flatnonzero(mask):
+            bad[i] += why(i) + " "
+
+    for c in cols.numeric:
         raw = batch[c]
-        if raw.dtype.kind in "iufb":
-            batch[c] = raw.astype(np.float64)
-            continue
-        text = pd.Series(raw, dtype=object)
-        parsed = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
-        given = text.notna().to_numpy() & (text.astype(str).str.strip() != "").to_numpy()
-        for i in np.flatnonzero(given & np.isnan(parsed)):
-            bad[i] += f"{c}={text.iloc[i]!r} "
-        batch[c] = parsed
+        batch[c], _, wrong = rows.numbers(raw)
+        flag(wrong, lambda i, c=c, raw=raw: f"{c}={_plain(raw[i])!r}")
+    for c in cols.categorical:
+        raw = batch[c]
+        batch[c], _, wrong = rows.categories(raw)
+        flag(wrong, lambda i, c=c, raw=raw: f"{c}={_plain(raw[i])!r}")
+    if cols.text is not None:
+        raw = batch[cols.text]
+        batch[cols.text], _, wrong = rows.texts(raw)
+        flag(wrong, lambda i, c=cols.text, raw=raw: f"{c}={_plain(raw[i])!r} (not text)")
+    if cols.image is not None:
+        for i, v in enumerate(batch[cols.image]):
+            try:
+                images.decode(v, image_mode, image_size)
+            except images.ImageProblem as e:
+                name = batch[cols.row_id][i] if cols.row_id in batch else f"image {i}"
+                bad[i] += f"{name}: {e} "
+    if cols.label is not None:
+        raw = batch[cols.label]
+        if cols.task == "regression":
+            batch[cols.label], gap, wrong = rows.numbers(raw)
+            flag(wrong, lambda i, c=cols.label, raw=raw: f"{c}={_plain(raw[i])!r}")
+            batch[LABEL_GAP] = gap | wrong
+        else:
+            gap = rows.missing(raw)
+            if gap.any() and raw.dtype.kind not in "fc":
+                raw = raw.astype(object)
+                raw[gap] = None
+                batch[cols.label] = raw
+            batch[LABEL_GAP] = gap
     batch[BAD] = bad.astype(str)
-    batch[HASH_COLUMN] = row_hashes({k: v for k, v in batch.items() if k != BAD}).view(np.int64)
+    skip = {BAD, LABEL_GAP, cols.row_id}
+    batch[HASH_COLUMN] = row_hashes({k: v for k, v in batch.items() if k not in skip}).view(np.int64)
     batch[ROW_ID] = np.random.default_rng().integers(0, 2**63 - 1, size=n, dtype=np.int64)
     return batch
 
 
-def _keys(batch: dict[str, np.ndarray], columns: list[str]) -> dict[str, np.ndarray]:
-    """The small per-row keys the driver plans with: hash, row id, bad flag and a
-    bitmask of the ``columns`` that are missing."""
+def _keys(batch: dict[str, np.ndarray], columns: list[str], label: str | None) -> dict[str, np.ndarray]:
+    """The small per-row keys the driver plans with: hash, row id, bad flag, label gap
+    flag, whether a float label is a whole number, and a bitmask of the ``columns`` that
+    are gaps."""
     mask = np.zeros(len(batch[ROW_ID]), dtype=np.int64)
     for i, c in enumerate(columns):
         mask |= pd.isna(pd.Series(batch[c])).to_numpy().astype(np.int64) << i
+    n = len(mask)
+    y = np.asarray(batch[label]) if label is not None else None
+    floats = y is not None and y.dtype.kind == "f"
     return {
         HASH_COLUMN: batch[HASH_COLUMN],
         ROW_ID: batch[ROW_ID],
         "bad": batch[BAD] != "",
+        "label_gap": batch[LABEL_GAP] if LABEL_GAP in batch else np.zeros(n, bool),
+        "whole": (y == np.round(y)) | np.isnan(y) if y is not None and floats else np.ones(n, bool),
+        "float_label": np.full(n, floats),
         "missing": mask,
     }
 
 
-def _name_row(batch: dict[str, np.ndarray], i: int) -> str:
-    shown = {k: v[i] for k, v in batch.items() if k not in (HASH_COLUMN, ROW_ID, BAD) and np.ndim(v[i]) == 0}
+def _name_row(batch: dict[str, np.ndarray], i: int, row_id: str | None = None) -> str:
+    if row_id is not None and row_id in batch:
+        return f"{row_id}={_plain(batch[row_id][i])!r}"
+    hidden = (HASH_COLUMN, ROW_ID, BAD, LABEL_GAP)
+    shown = {
+        k: v[i]
+        for k, v in batch.items()
+        if k not in hidden and np.ndim(v[i]) == 0 and not isinstance(v[i], bytes)
+    }
     return ", ".join(f"{k}={_plain(v)!r}" for k, v in shown.items())
 
 
@@ -198,59 +148,41 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _bad_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _bad_rows(batch: dict[str, np.ndarray], row_id: str | None) -> dict[str, np.ndarray]:
     idx = np.flatnonzero(batch[BAD] != "")
     return {
         "why": batch[BAD][idx],
-        "row": np.array([_name_row(batch, int(i)) for i in idx], dtype=object),
+        "row": np.array([_name_row(batch, int(i), row_id) for i in idx], dtype=object),
     }
 
 
 # --------------------------------------------------------------------- apply
-def _filter(batch: dict[str, np.ndarray], drop_ids: frozenset, drop_bad: bool) -> dict[str, np.ndarray]:
-    keep = ~np.isin(batch[ROW_ID], np.fromiter(drop_ids, np.int64, len(drop_ids)))
+def _filter(
+    batch: dict[str, np.ndarray], ids: np.ndarray, keep: bool, drop_bad: bool, label_gaps: bool
+) -> dict[str, np.ndarray]:
+    """Rows whose id is (``keep``) or is not in ``ids``; without bad rows (``drop_bad``)
+    and rows whose label is a gap (``label_gaps``)."""
+    listed = np.isin(batch[ROW_ID], ids)
+    ok = listed if keep else ~listed
     if drop_bad:
-        keep &= batch[BAD] == ""
-    return {k: v[keep] for k, v in batch.items()}
+        ok &= batch[BAD] == ""
+    if label_gaps and LABEL_GAP in batch:
+        ok &= ~batch[LABEL_GAP]
+    return {k: v[ok] for k, v in batch.items()}
 
 
-def _bounds(stats: ColumnStats, method: str, threshold: float) -> tuple[float, float]:
-    if method == "zscore":
-        return stats.mean - threshold * stats.std, stats.mean + threshold * stats.std
-    q1, q3 = (float(v) for v in stats.sketch.get_quantiles([0.25, 0.75]))
-    return q1 - threshold * (q3 - q1), q3 + threshold * (q3 - q1)
-
-
-def _outlier_flags(batch, bounds: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
-    """Per column, the number of values outside its bounds; ``_any``: rows with one or more."""
-    out = {c: (batch[c] < lo) | (batch[c] > hi) for c, (lo, hi) in bounds.items()}
-    any_ = np.logical_or.reduce(list(out.values())) if out else np.zeros(len(batch[ROW_ID]), bool)
-    return {c: np.asarray([v.sum()]) for c, v in out.items()} | {"_any": np.asarray([any_.sum()])}
-
-
-def _drop_outliers(batch, bounds: dict[str, tuple[float, float]], clip: bool) -> dict[str, np.ndarray]:
+def _drop_gaps(batch: dict[str, np.ndarray], columns: list[str]) -> dict[str, np.ndarray]:
     keep = np.ones(len(batch[ROW_ID]), dtype=bool)
-    for c, (lo, hi) in bounds.items():
-        if clip:
-            v = batch[c]
-            batch[c] = np.where(np.isnan(v), v, np.clip(v, lo, hi))
-        else:
-            keep &= ~((batch[c] < lo) | (batch[c] > hi))  # NaN compares False: kept
-    return {k: v[keep] for k, v in batch.items()}
-
-
-def _fill(batch, values: dict[str, Any], drop: list[str]) -> dict[str, np.ndarray]:
-    keep = np.ones(len(batch[ROW_ID]), dtype=bool)
-    for c in drop:
+    for c in columns:
         keep &= ~pd.isna(pd.Series(batch[c])).to_numpy()
-    for c, value in values.items():
-        col = pd.Series(batch[c])
-        batch[c] = col.fillna(value).to_numpy(dtype=batch[c].dtype if batch[c].dtype.kind == "f" else object)
     return {k: v[keep] for k, v in batch.items()}
 
 
-def _strip(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: v for k, v in batch.items() if k not in (ROW_ID, BAD)}
+def _finish(batch: dict[str, np.ndarray], label: str | None, whole_label: bool) -> dict[str, np.ndarray]:
+    out = {k: v for k, v in batch.items() if k not in (ROW_ID, BAD, LABEL_GAP)}
+    if whole_label and label is not None:  # a label column read as floats because of its gaps
+        out[label] = np.asarray(out[label]).astype(np.int64)
+    return out
 
 
 # ---------------------------------------------------------------------- clean
@@ -266,46 +198,98 @@ def strategies(spec: CleanSpec, columns: list[str]) -> dict[str, str]:
     return {c: spec.missing.get(c, "error") for c in columns}
 
 
-def clean(ds: ray.data.Dataset, spec: CleanSpec, numeric: list[str], categorical: list[str]) -> Cleaned:
-    """Run the cleaning steps over ``ds`` and return the hashed rows (lazy over one
+def _subset_ids(keys: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
+    """The row ids of a seeded random choice of ``limit`` rows: the lowest numbers drawn
+    from each row's content hash (another stream than the split's, so the subset is not
+    the test split), ties broken by row id."""
+    u = _uniform(keys[HASH_COLUMN].to_numpy(np.int64).view(np.uint64), seed + SUBSET_SEED_OFFSET)
+    order = np.lexsort((keys[ROW_ID].to_numpy(), u))[:limit]
+    return np.sort(keys[ROW_ID].to_numpy()[order])
+
+
+def clean(
+    ds: ray.data.Dataset,
+    spec: CleanSpec,
+    cols: Columns,
+    *,
+    subset: tuple[int, int] | None = None,
+    missing_label: str = "drop",
+    image_mode: str = "L",
+    image_size: tuple[int, int] = (1, 1),
+) -> Cleaned:
+    """Run the row rules over ``ds`` and return the hashed rows (lazy over one
     materialized pass, so every later read sees the same rows).
 
     Args:
         ds: the raw rows.
         spec: what to clean.
-        numeric: columns parsed as numbers (outliers apply to these).
-        categorical: other feature columns (missing values apply to these too).
+        cols: what each column is.
+        subset: ``(limit, seed)``: keep a seeded random choice of ``limit`` rows.
+        missing_label: ``drop`` rows whose label is a gap (counted), or ``error``.
+        image_mode, image_size: how images decode (the parse checks that they do).
 
     Raises:
         DataError: a row cannot be parsed and ``unparseable: reject`` (the row is named),
-            or a column has missing values and its strategy is ``error``.
+            a label is a gap and ``missing_label: error``, no labels at all, or a column
+            has gaps and its strategy is ``error``.
     """
-    rows = ds.map_batches(partial(_parse, numeric=numeric), batch_format="numpy").materialize()
-    features = numeric + categorical
-    keys = rows.map_batches(partial(_keys, columns=features), batch_format="numpy").to_pandas()
+    parse = partial(_parse, cols=cols, image_mode=image_mode, image_size=image_size)
+    parsed = ds.map_batches(parse, batch_format="numpy").materialize()
+    features = cols.gappy
+    keys = parsed.map_batches(
+        partial(_keys, columns=features, label=cols.label), batch_format="numpy"
+    ).to_pandas()
+    result = Cleaned(parsed)
+    keep_ids: np.ndarray | None = None
+
+    # -- subset: a seeded random choice of rows, before anything is counted
+    if subset is not None and subset[0] < len(keys):
+        keep_ids = _subset_ids(keys, *subset)
+        result.steps.append(
+            {
+                "name": "subset",
+                "rows_in": len(keys),
+                "rows_out": len(keep_ids),
+                "changed": {"method": "random", "seed": subset[1]},
+            }
+        )
+        keys = keys[keys[ROW_ID].isin(keep_ids)]
     n_in = len(keys)
-    result = Cleaned(rows)
 
     # -- parse: never silently dropped
     bad = keys["bad"].to_numpy()
     n_bad = int(bad.sum())
+    examples: list[dict[str, Any]] = []
     if n_bad:
-        examples = rows.map_batches(_bad_rows, batch_format="numpy").take(3)
-        if spec.unparseable == "reject":
-            first = examples[0]
-            raise DataError(
-                f"data: {n_bad} row(s) cannot be parsed; the first: {first['why'].strip()} in row "
-                f"({first['row']}); fix the data or set data.clean.unparseable: report to drop them"
+        rows_of = (
+            parsed
+            if keep_ids is None
+            else parsed.map_batches(
+                partial(_filter, ids=keep_ids, keep=True, drop_bad=False, label_gaps=False),
+                batch_format="numpy",
             )
-        log.warning("data: dropped %d unparseable rows, e.g. %s", n_bad, examples[0]["why"])
+        )
+        examples = rows_of.map_batches(partial(_bad_rows, row_id=cols.row_id), batch_format="numpy").take(3)
+        first = examples[0]
+        what = "image(s) cannot be decoded" if cols.image else "row(s) cannot be parsed"
+        example = first["why"].strip() + ("" if cols.image else f" in row ({first['row']})")
+        if spec.unparseable == "reject":
+            raise DataError(
+                f"data: {n_bad} {what}; the first: {example}; fix the data or set "
+                "data.clean.unparseable: report to drop them"
+            )
+        kind = "undecodable images" if cols.image else "unparseable rows"
+        log.warning("data: dropped %d %s, e.g. %s", n_bad, kind, example)
     result.steps.append(
         {
             "name": "parse",
             "rows_in": n_in,
             "rows_out": n_in - n_bad,
             "changed": {
-                "unparseable_rows": n_bad,
-                "examples": [f"{e['why'].strip()} in row ({e['row']})" for e in (examples if n_bad else [])],
+                ("undecodable_images" if cols.image else "unparseable_rows"): n_bad,
+                "examples": [
+                    e["why"].strip() + ("" if cols.image else f" in row ({e['row']})") for e in examples
+                ],
             },
         }
     )
@@ -323,116 +307,71 @@ def clean(ds: ray.data.Dataset, spec: CleanSpec, numeric: list[str], categorical
     n = len(good) - len(drop_ids)
     if spec.dedupe:
         result.steps.append(
-            {
-                "name": "dedupe",
-                "rows_in": len(good),
-                "rows_out": n,
-                "changed": {"duplicates": len(drop_ids)},
-            }
+            {"name": "dedupe", "rows_in": len(good), "rows_out": n, "changed": {"duplicates": len(drop_ids)}}
         )
     kept = good[~good[ROW_ID].isin(drop_ids)]
-    rows = rows.map_batches(
-        partial(_filter, drop_ids=frozenset(drop_ids), drop_bad=True), batch_format="numpy"
-    )
+
+    # -- label: a row whose label is a gap is never a class (nor a target of NaN)
+    gap = kept["label_gap"].to_numpy()
+    result.label_gaps = n_gaps = int(gap.sum())
+    if cols.label is not None:
+        if n_gaps == n and n:
+            raise DataError(
+                f"data.label: every row's label {cols.label!r} is a gap (empty or NaN: {n} rows); "
+                "is data.label the right column?"
+            )
+        if n_gaps and missing_label == "error":
+            raise DataError(
+                f"data.label: {n_gaps} row(s) have no label {cols.label!r} (empty or NaN); drop them "
+                "with data.clean.missing_label: drop, or fill in the labels"
+            )
+        if n_gaps:
+            log.warning("data: dropped %d rows without a label %r (empty or NaN)", n_gaps, cols.label)
+            result.steps.append(
+                {"name": "label", "rows_in": n, "rows_out": n - n_gaps, "changed": {"no_label": n_gaps}}
+            )
+        n -= n_gaps
+        kept = kept[~gap]
+    whole_label = bool(cols.task == "classification" and kept["float_label"].any() and kept["whole"].all())
 
     # -- missing: count per column over the rows that reach this step
     mask = kept["missing"].to_numpy()
     result.missing = {c: int(((mask >> i) & 1).sum()) for i, c in enumerate(features)}
-    how = strategies(spec, features)
+    how = result.strategies = strategies(spec, features)
     errors = [c for c in features if how[c] == "error" and result.missing[c]]
     if errors:
         raise DataError(
             "data: missing values in "
             + ", ".join(f"{c} ({result.missing[c]})" for c in errors)
-            + "; set data.clean.missing to drop, mean, median, most_frequent or constant"
+            + "; set data.clean.missing to drop, mean, median, most_frequent or constant "
+            "(a gap is None, NaN or empty text)"
         )
     drop_cols = [c for c in features if how[c] == "drop" and result.missing[c]]
     drop_bits = sum(1 << features.index(c) for c in drop_cols)
     n_drop = int(((mask & drop_bits) != 0).sum())
-
-    # -- outliers: bounds from the rows that survive the earlier steps (missing left out)
-    outlier_cols = [c for c in (spec.outliers.columns or numeric)] if spec.outliers else []
-    if spec.outliers:
-        unknown = [c for c in outlier_cols if c not in numeric]
-        if unknown:
-            raise DataError(
-                f"data.clean.outliers.columns: {unknown[0]!r} is not a numeric feature column; "
-                f"numeric: {', '.join(numeric)}"
-            )
-    fill_cols = [
-        c for c in features if how[c] in ("mean", "median", "most_frequent", "constant") and result.missing[c]
-    ]
-
-    base = (
-        rows.map_batches(partial(_fill, values={}, drop=drop_cols), batch_format="numpy")
-        if drop_cols
-        else rows
-    )
-    if spec.outliers:
-        o = spec.outliers
-        threshold = o.threshold if o.threshold is not None else (3.0 if o.method == "zscore" else 1.5)
-        stats = column_stats(base, outlier_cols)
-        bounds = {c: _bounds(stats[c], o.method, threshold) for c in outlier_cols if stats[c].n}
-        flags = base.map_batches(
-            partial(_outlier_flags, bounds=bounds), batch_format="numpy", batch_size=None
-        )
-        per_col = {c: 0 for c in outlier_cols}
-        n_outlier_rows = 0
-        for part in flags.take_all():
-            n_outlier_rows += int(part["_any"])
-            for c in bounds:
-                per_col[c] += int(part[c])
-        result.outliers = per_col
-        base = base.map_batches(
-            partial(_drop_outliers, bounds=bounds, clip=o.action == "clip"), batch_format="numpy"
-        )
-        outlier_step: dict[str, Any] = {
-            "name": "outliers",
-            "method": o.method,
-            "threshold": threshold,
-            "action": o.action,
-            "bounds": {c: [float(lo), float(hi)] for c, (lo, hi) in bounds.items()},
-        }
-
-    # -- fill: statistics of the rows left after dropping (outliers out of the mean)
-    if fill_cols:
-        wants_counts = [c for c in fill_cols if how[c] == "most_frequent" or c in categorical]
-        stats = column_stats(base, [c for c in fill_cols if c in numeric], wants_counts)
-        for c in fill_cols:
-            st = stats[c]
-            if how[c] == "constant":
-                value: Any = spec.fill_value if c in numeric else str(spec.fill_value)
-            elif c in categorical or how[c] == "most_frequent":
-                value = st.counts.most_common(1)[0][0] if st.counts else spec.fill_value
-            elif how[c] == "mean":
-                value = st.mean
-            else:
-                value = float(st.sketch.get_quantiles([0.5])[0])
-            result.fill_values[c] = _plain(value)
-        base = base.map_batches(partial(_fill, values=result.fill_values, drop=[]), batch_format="numpy")
-    if drop_cols or fill_cols:
+    filled = {c: result.missing[c] for c in features if how[c] in FILLS and result.missing[c]}
+    if drop_cols or filled:
         result.steps.append(
             {
                 "name": "missing",
                 "rows_in": n,
                 "rows_out": n - n_drop,
-                "changed": {
-                    "dropped_rows": n_drop,
-                    "filled": {c: result.missing[c] for c in fill_cols},
-                    "fill_values": result.fill_values,
-                },
+                "changed": {"dropped_rows": n_drop, "filled": filled},
             }
         )
-        n -= n_drop
-    # lazy over the materialized parse: the filters are fixed by row ids and bounds
-    result.rows = base.map_batches(_strip, batch_format="numpy")
-    if spec.outliers:
-        n_out = n - n_outlier_rows if spec.outliers.action == "drop" else n
-        outlier_step |= {
-            "rows_in": n,
-            "rows_out": n_out,
-            "changed": {("clipped" if spec.outliers.action == "clip" else "flagged"): result.outliers}
-            | ({"dropped_rows": n - n_out} if spec.outliers.action == "drop" else {}),
-        }
-        result.steps.append(outlier_step)
+
+    # lazy over the materialized parse: the filters are fixed by row ids
+    out = parsed
+    if keep_ids is not None:
+        out = out.map_batches(
+            partial(_filter, ids=keep_ids, keep=True, drop_bad=False, label_gaps=False), batch_format="numpy"
+        )
+    ids = np.fromiter(drop_ids, np.int64, len(drop_ids))
+    out = out.map_batches(
+        partial(_filter, ids=ids, keep=False, drop_bad=True, label_gaps=True), batch_format="numpy"
+    )
+    if drop_cols:
+        out = out.map_batches(partial(_drop_gaps, columns=drop_cols), batch_format="numpy")
+    finish = partial(_finish, label=cols.label, whole_label=whole_label)
+    result.rows = out.map_batches(finish, batch_format="numpy")
     return result

@@ -1,5 +1,7 @@
 """What every data module shares, at the bottom of ``raydl.data``: the names of the
-columns raydl adds to rows, and the one way numpy columns become a Ray Dataset.
+columns raydl gives rows, and the one way numpy columns become a Ray Dataset. (What
+each column of a source *is* — numeric, categorical, text, image, the label, the row
+id — is :mod:`raydl.data.kinds`.)
 
 Imports nothing of raydl's and no Ray at load time (the preprocessor, which serving
 loads without Ray, takes its column names from here).
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     import ray
 
 TENSOR_COLUMN = "x"  # the column of tensor sources: one array (e.g. an image) per row
+IMAGE_COLUMN = "image"  # the column of image sources: encoded bytes, base64 text or a path
 HASH_COLUMN = "_h"  # a row's 64-bit content hash (raydl.data.split)
 
 

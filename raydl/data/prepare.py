@@ -1,41 +1,52 @@
-"""The data stage: source → splits → preprocessing fitted on train → streaming datasets.
+"""The data stage: source → row rules → splits → preprocessing fitted on train → streaming
+datasets.
 
 Returns Ray Datasets of rows ``{"x": float32 array, "y": label}`` for train, val and
-test; nothing is collected to the driver but small statistics.
+test (test rows also carry their ``id`` when the source names rows); nothing is
+collected to the driver but small statistics. Every statistic learnt from the data —
+outlier bounds, gap fills, scaling, categories, PCA, the tokenizer — is fitted on the
+train split (per fold for k-fold), and all of it lives in the fitted preprocessor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import pandas as pd
 import ray
 from ray.data.dataset import MaterializedDataset
 
+from raydl.data import rows
 from raydl.data.balance import class_weights, resample, smote
-from raydl.data.clean import clean, column_stats, numeric_looking
-from raydl.data.preprocess import Preprocessor, fit_preprocessor, fit_table, fit_text_preprocessor
-from raydl.data.sources import read_source
+from raydl.data.clean import clean
+from raydl.data.columns import HASH_COLUMN
+from raydl.data.fit import base_preprocessor, fit_table, fit_tensor, fit_text_preprocessor
+from raydl.data.kinds import Columns, column_kinds, image_mode
+from raydl.data.preprocess import Preprocessor
+from raydl.data.repair import count_outliers, drop_outliers, fill_values, outlier_bounds, outlier_threshold
+from raydl.data.sources import SourceInfo, read_source
 from raydl.data.split import (
-    HASH_COLUMN,
     SPLITS,
     SplitRule,
+    count_splits,
     even_blocks,
     plan_splits,
     seeded_order,
     take_fold,
     take_split,
 )
+from raydl.data.stats import column_stats
 from raydl.errors import DataError
 from raydl.spec import JobSpec
 
 log = logging.getLogger(__name__)
+FEW_ROWS = 10  # a class with fewer rows after data.source.limit is worth a warning
 
 
 @dataclass
@@ -59,54 +70,6 @@ class PreparedData:
     rows: ray.data.Dataset | None = None
     rule: SplitRule | None = None
     refit: Callable[[ray.data.Dataset], Preprocessor] | None = None
-
-
-def _is_number(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-
-
-def _feature_columns(spec: JobSpec, ds: ray.data.Dataset, schema: pa.Schema) -> tuple[list[str], list[str]]:
-    """The (numeric, categorical) feature columns. A text column whose values are
-    nearly all numbers is numeric with a few unparseable values (cleaning names them).
-
-    Raises:
-        DataError: a listed column does not exist, or a text column is found and
-            categorical encoding is off.
-    """
-    label = spec.data.label
-    names = list(schema.names)
-    split_column = spec.data.split.column if spec.data.split.method in ("time", "group") else None
-    wanted = spec.data.features.columns or [c for c in names if c not in (label, split_column)]
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise DataError(
-            f"data.features.columns: no column {missing[0]!r} in the data; columns: {', '.join(names)}"
-        )
-    texts = [c for c in wanted if not _is_number(schema.field(c).type)]
-    sample = ds.select_columns(texts).limit(1000).to_pandas() if texts else None
-    numeric, categorical = [], []
-    for c in wanted:
-        if c not in texts or (sample is not None and numeric_looking(sample[c])):
-            numeric.append(c)
-        else:
-            categorical.append(c)
-    if categorical and spec.data.features.categorical == "none":
-        c = categorical[0]
-        kind = schema.field(c).type
-        kind = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else kind
-        raise DataError(
-            f"data: column {c!r} is {kind}, not numeric; set data.features.categorical "
-            "(onehot or ordinal) or list the numeric columns in data.features.columns"
-        )
-    return numeric, categorical
-
-
-def _check_text_column(column: str, names: list[str], schema: pa.Schema | None) -> None:
-    if column not in names:
-        raise DataError(f"data.text.column: no column {column!r} in the data; columns: {', '.join(names)}")
-    kind = schema.field(column).type if schema is not None else None
-    if kind is not None and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(f"data.text.column: column {column!r} holds {kind}, not text")
 
 
 def _should_cache(mode: str, rows: dict[str, int], input_shape: list[int]) -> list[str]:
@@ -199,81 +162,125 @@ def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> Pre
         return _prepare(spec, preprocessor)
 
 
+def _fitter(
+    spec: JobSpec, info: SourceInfo, cols: Columns, classes: list[Any] | None, clip_rule: bool
+) -> Callable[[ray.data.Dataset], Preprocessor]:
+    """The function that fits the whole preprocessing on some train rows (the train split,
+    or a fold's): clip bounds (an outlier rule that clips), gap fills, then scaling,
+    categories, PCA or the tokenizer — each on the rows as the steps before leave them."""
+    data = spec.data
+    mode, _ = image_mode(spec)
+
+    def fit(train: ray.data.Dataset) -> Preprocessor:
+        rule = data.clean.outliers
+        clip = outlier_bounds(train, rule, cols.numeric) if clip_rule and rule is not None else {}
+        base = base_preprocessor(
+            task=data.task,
+            label=data.label,
+            scaling=data.features.numeric,
+            classes=classes,
+            rename=dict(getattr(data.source, "rename", None) or {}),
+            source_columns=list(info.columns),
+            row_id_column=info.row_id,
+            fill_values=fill_values(train, data.clean, cols, clip),
+            clip_bounds=clip,
+            text_column=cols.text,
+            image_column=cols.image,
+            image_mode=mode if cols.image else None,
+        )
+        if data.text is not None:
+            return fit_text_preprocessor(train, base, text=data.text)
+        if info.tensor_shape is not None:
+            return fit_tensor(
+                train,
+                base,
+                tensor_shape=info.tensor_shape,
+                image_shape=data.image.shape if data.image else None,
+            )
+        return fit_table(
+            train,
+            base,
+            numeric=cols.numeric,
+            categorical=cols.categorical,
+            encoding=data.features.categorical,
+            max_onehot=data.features.max_onehot,
+            pca=data.features.pca,
+            image_shape=data.image.shape if data.image else None,
+        )
+
+    return fit
+
+
 def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
     data = spec.data
     ds, info = read_source(data)
-    schema = ds.schema()
-    if schema is None:
-        raise DataError(f"data.source: {data.source.type} source produced no rows")
-    arrow = schema.base_schema if isinstance(schema.base_schema, pa.Schema) else None
-    names = list(schema.names)
-    language_model = data.task == "language_modeling"  # token ids only: no label column
-    if not language_model and data.label not in names:
-        raise DataError(f"data.label: no column {data.label!r} in the data; columns: {', '.join(names)}")
-
-    feature_columns = None
-    numeric: list[str] = []
-    categorical: list[str] = []
-    if data.text is not None:
-        _check_text_column(data.text.column, names, arrow)
-    elif info.tensor_shape is None:
-        if arrow is None:
-            arrow = pa.schema(
-                [
-                    (n, t if isinstance(t, pa.DataType) else pa.from_numpy_dtype(np.dtype(t)))
-                    for n, t in zip(names, schema.types)
-                ]
-            )
-        numeric, categorical = _feature_columns(spec, ds, arrow)
-        feature_columns = numeric + categorical
+    cols = column_kinds(spec, ds, info)
+    mode, size = image_mode(spec)
 
     # One materialized pass over the source parses values and adds a content hash; the
-    # cleaning filters, the key scan and every split read it, so the source is read once.
-    cleaned = clean(ds, data.clean, numeric, categorical)
+    # row rules, the key scan and every split read it, so the source is read once.
+    cleaned = clean(
+        ds,
+        data.clean,
+        cols,
+        subset=(info.subset, spec.seed) if info.subset else None,
+        missing_label=data.clean.missing_label,
+        image_mode=mode,
+        image_size=size,
+    )
     hashed = cleaned.rows
     # a language model's rows carry no label: the split reads only their content hash
-    split_label = HASH_COLUMN if language_model else data.label
+    split_label = HASH_COLUMN if cols.label is None else data.label
     rule, counts = plan_splits(hashed, data.split, split_label, spec.seed, data.task)
+
+    # -- outliers: the rule's bounds are fitted on the train split; dropping the rows
+    # outside them is a row rule for every split, clipping is the preprocessor's
+    steps, outliers = list(cleaned.steps), dict[str, int]()
+    o = data.clean.outliers
+    if o is not None:
+        bounds = outlier_bounds(take_split(hashed, rule, "train"), o, cols.numeric)
+        outliers, n_outlier_rows = count_outliers(hashed, bounds)
+        n = sum(counts["rows"].values())
+        if o.action == "drop" and n_outlier_rows:
+            hashed = drop_outliers(hashed, bounds)
+            counts = count_splits(hashed, rule, data.task)
+        kept = sum(counts["rows"].values())
+        steps.append(
+            {
+                "name": "outliers",
+                "method": o.method,
+                "threshold": outlier_threshold(o),
+                "action": o.action,
+                "bounds": bounds,
+                "fitted_on": "train",
+                "rows_in": n,
+                "rows_out": kept,
+                "changed": {("clipped" if o.action == "clip" else "flagged"): outliers}
+                | ({"dropped_rows": n - kept} if o.action == "drop" else {}),
+            }
+        )
     for name, n in counts["rows"].items():
         if n == 0:
             raise DataError(f"data.split: the {name} split is empty; use more data or a larger fraction")
     classes = counts["classes"]
+    warnings = _limit_warnings(spec, counts)
     if classes is not None and len(classes) < 2:
-        raise DataError(f"data.label: classification needs 2 or more classes, found {classes}")
+        only = f"only {classes[0]!r}" if classes else "no values"
+        hint = f"; {warnings[0]}" if warnings else ""
+        raise DataError(
+            f"data.label: classification needs 2 or more classes; column {data.label!r} holds {only} "
+            f"in the {sum(counts['rows'].values())} rows left{hint}"
+        )
+    for w in warnings:
+        log.warning("%s", w)
 
-    if feature_columns is None:
-        fit = partial(
-            fit_preprocessor,
-            task=data.task,
-            label=data.label,
-            feature_columns=None,
-            tensor_shape=info.tensor_shape,
-            image_shape=data.image.shape if data.image else None,
-            scaling=data.features.numeric,
-            classes=classes,
-        )
-    else:
-        fit = partial(
-            fit_table,
-            task=data.task,
-            label=data.label,
-            numeric=numeric,
-            categorical=categorical,
-            encoding=data.features.categorical,
-            max_onehot=data.features.max_onehot,
-            pca=data.features.pca,
-            scaling=data.features.numeric,
-            classes=classes,
-            image_shape=data.image.shape if data.image else None,
-        )
+    fit = _fitter(spec, info, cols, classes, clip_rule=o is not None and o.action == "clip")
     train_raw = take_split(hashed, rule, "train", keep_hash=True)
-    if preprocessor is None and data.text is not None:
-        preprocessor = fit_text_preprocessor(
-            train_raw, text=data.text, task=data.task, label=data.label, classes=classes
-        )
     preprocessor = preprocessor or fit(train_raw)
     datasets = {
-        name: take_split(hashed, rule, name).map_batches(preprocessor, batch_format="numpy")
+        name: take_split(hashed, rule, name).map_batches(
+            preprocessor.with_row_ids if name == "test" else preprocessor, batch_format="numpy"
+        )
         for name in SPLITS
     }
     class_counts = counts["class_counts"]
@@ -281,22 +288,26 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
     datasets["train"], balanced = _balance(
         spec, train_raw, preprocessor, class_counts["train"] if class_counts else None, "train" in cached
     )
-    # the train split's raw feature statistics: the report's, and the drift reference
-    feature_stats = {
-        c: st.describe()
-        for c, st in column_stats(train_raw, [c for c in numeric if c in (feature_columns or [])]).items()
-    }
+    # the train split's feature statistics as the model sees them (clipped, filled, before
+    # scaling): the report's, and the drift reference
+    feature_stats = {}
+    if cols.numeric:
+        as_seen = train_raw.map_batches(preprocessor.clean_columns, batch_format="numpy")
+        feature_stats = {c: st.describe() for c, st in column_stats(as_seen, cols.numeric).items()}
     for name in cached:
         ds = datasets[name]
         datasets[name] = _cache_train(spec, ds) if name == "train" else ds.materialize()
+    feature_columns = (cols.numeric + cols.categorical) or None
     report = {
         "source": data.source.model_dump(mode="json"),
-        "rows_read": cleaned.steps[0]["rows_in"],
+        "rows_read": steps[0]["rows_in"],
         "rows": sum(counts["rows"].values()),
-        "steps": cleaned.steps,
+        "steps": steps,
         "duplicates": cleaned.duplicates,
         "missing": cleaned.missing,
-        "outliers": cleaned.outliers,
+        "missing_label": cleaned.label_gaps,
+        "fill_values": preprocessor.fill_values,
+        "outliers": outliers if o is not None else None,
         "fingerprint": counts["fingerprint"],
         "split": {"method": data.split.method, "seed": spec.seed, "rows": counts["rows"]}
         | ({"folds": counts["folds"]} if "folds" in counts else {}),
@@ -305,10 +316,52 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         "features": feature_stats,
         "input_shape": preprocessor.input_shape,
         "feature_columns": feature_columns,
+        "row_id_column": info.row_id,
         "cached_splits": cached,
+        "warnings": warnings,
     }
     log.info("data: %d rows → train %d, val %d, test %d", report["rows"], *counts["rows"].values())
     return PreparedData(datasets, preprocessor, report, spec, hashed, rule, fit)
+
+
+def _limit_warnings(spec: JobSpec, counts: dict[str, Any]) -> list[str]:
+    """What a user should hear when ``data.source.limit`` leaves a class with few rows,
+    or (the first N rows) without a class the rest of the source holds."""
+    src = spec.data.source
+    if not src.limit or not counts["class_counts"]:
+        return []
+    total: Counter = Counter()
+    for split in SPLITS:
+        total.update(counts["class_counts"][split])
+    absent = sorted(set(_source_classes(spec)) - set(total)) if src.subset == "first" else []
+    few = sorted((n, c) for c, n in total.items() if n < FEW_ROWS)
+    if not few and not absent and len(total) > 1:
+        return []
+    what = []
+    if absent:
+        shown = ", ".join(repr(c) for c in absent[:5]) + (", …" if len(absent) > 5 else "")
+        what.append(f"hold {len(total)} of the source's {len(total) + len(absent)} classes (none of {shown})")
+    if few:
+        shown = ", ".join(f"{c!r} ({n})" for n, c in few[:5]) + (", …" if len(few) > 5 else "")
+        what.append(f"leave {len(few)} class(es) with fewer than {FEW_ROWS} rows: {shown}")
+    if not what:
+        what.append("hold one class")
+    hint = (
+        " (the first rows of a file sorted by label hold few classes: try data.source.subset: random)"
+        if src.subset == "first"
+        else ""
+    )
+    return [f"data.source.limit: the {src.subset} {src.limit} rows {' and '.join(what)}{hint}"]
+
+
+def _source_classes(spec: JobSpec) -> list[str]:
+    """The label values of the whole source (its label column read again, without the
+    limit), as the class counts name them."""
+    data = spec.data
+    whole = data.model_copy(update={"source": data.source.model_copy(update={"limit": None})})
+    ds, _ = read_source(whole)
+    labels = ds.select_columns([data.label]).to_pandas()[data.label]
+    return sorted({str(v) for v in labels[~rows.missing(labels.to_numpy(dtype=object))]})
 
 
 def fold_datasets(
@@ -334,3 +387,28 @@ def fold_datasets(
         pre = prepared.refit(train_raw)
         train, _ = _balance(spec, train_raw, pre, None, cached=True)
         return _cache_train(spec, train), val_raw.map_batches(pre, batch_format="numpy").materialize(), pre
+
+
+def raw_rows(prepared: PreparedData, splits: tuple[str, ...] = ("train", "val")) -> pd.DataFrame:
+    """The cleaned raw rows of some splits, with their content hash, gathered to the
+    driver in the order of their hashes (the same on every run, whatever the blocks)."""
+    assert prepared.rows is not None and prepared.rule is not None
+    parts = [take_split(prepared.rows, prepared.rule, s, keep_hash=True).to_pandas() for s in splits]
+    return pd.concat(parts, ignore_index=True).sort_values(HASH_COLUMN, kind="stable", ignore_index=True)
+
+
+def frame_fold(
+    prepared: PreparedData, train: pd.DataFrame, held_out: pd.DataFrame, refit: bool
+) -> tuple[ray.data.Dataset, tuple[np.ndarray, np.ndarray], Preprocessor]:
+    """A fold of raw rows (from :func:`raw_rows`): the preprocessing refitted on its train
+    rows (or, without ``refit``, the train split's), its train rows preprocessed and
+    balanced as the spec says (materialized), and its held-out rows' ``(x, y)``."""
+    spec = prepared.spec
+    assert spec is not None and prepared.refit is not None
+    with _ordered(spec):
+        train_raw = ray.data.from_pandas(train)
+        pre = prepared.refit(train_raw) if refit else prepared.preprocessor
+        balanced, _ = _balance(spec, train_raw, pre, None, cached=True)
+        batch = {c: held_out[c].to_numpy() for c in held_out.columns if c != HASH_COLUMN}
+        held = pre(batch)
+        return _cache_train(spec, balanced), (held["x"], held["y"]), pre

@@ -1,8 +1,11 @@
 """Data sources: each turns the spec's ``data.source`` into a Ray Dataset.
 
-A source yields either a *table* (one column per feature, plus the label) or *tensors*
-(a column ``x`` holding one array per row, e.g. an image ``(C, H, W)``, plus the label).
-:class:`SourceInfo` says which, so preprocessing needs no guessing.
+A source yields a *table* (one column per feature, plus the label), *tensors* (a column
+``x`` holding one array per row, e.g. digits' ``(1, 8, 8)`` pixels) or *images* (a column
+``image`` of encoded PNG/JPEG bytes, decoded by the preprocessor, so that training and a
+served request go through the same decode). :class:`SourceInfo` says which, so
+preprocessing needs no guessing. Columns keep the names the data gives them until
+``data.source.rename`` renames them, with the preprocessor's own function.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -20,18 +23,30 @@ import ray
 
 from raydl.catalog import BUILTINS, SOURCES
 from raydl.catalog import TEXT_BUILTINS as TEXT_BUILTINS  # its home before the catalog
-from raydl.data.columns import TENSOR_COLUMN, dataset_from_arrays
+from raydl.data.columns import IMAGE_COLUMN, TENSOR_COLUMN, dataset_from_arrays
+from raydl.data.rows import rename_columns
 from raydl.errors import DataError
 from raydl.spec import BuiltinSource, DataSpec, FileSource, HFDiskSource, ImagesSource
+
+ROW_ID = "id"  # the row id column of builtin sets: the row's position in the bundled set
+IMAGE_PATH = "path"  # the row id column of image folders: the file, relative to the folder
 
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What a source produced. ``tensor_shape`` is set for tensor sources."""
+    """What a source produced. ``tensor_shape`` is set for tensor and image sources
+    (images: the shape they decode to); ``image_column`` for image sources;
+    ``row_id`` names the column that names each row (never a feature); ``columns`` are
+    all the source's columns by its own names; ``subset`` is the limit when the rows are
+    to be a seeded random subset of that size (the cleaning takes it, seeded by the job)."""
 
     label: str
     tensor_shape: tuple[int, ...] | None = None
     task: str | None = None  # the natural task of a builtin set, for checks
+    image_column: str | None = None
+    row_id: str | None = None
+    columns: list[str] = field(default_factory=list)
+    subset: int | None = None
 
 
 SourceReader = Callable[[DataSpec], tuple[ray.data.Dataset, SourceInfo]]
@@ -153,16 +168,20 @@ def _load_bbc_news(src: BuiltinSource):
     files = {t.name: sorted(f for f in t.iterdir() if f.suffix == ".txt") for t in topics}
     if not any(files.values()):
         raise DataError(f"data.source.path: no <topic>/*.txt files in {root}")
-    texts, labels = [], []
+    texts, labels, ids = [], [], []
     for i in range(max(len(f) for f in files.values())):
         for topic, paths in files.items():
             if i < len(paths):
                 # A few articles carry stray non-UTF-8 bytes; they become U+FFFD.
                 texts.append(paths[i].read_bytes().decode("utf-8", errors="replace"))
                 labels.append(topic)
-    return {"text": np.asarray(texts, dtype=object), "label": np.asarray(labels, dtype=object)}, SourceInfo(
-        label="label"
-    )
+                ids.append(f"{topic}/{paths[i].name}")
+    columns = {
+        "text": np.asarray(texts, dtype=object),
+        "label": np.asarray(labels, dtype=object),
+        ROW_ID: np.asarray(ids, dtype=object),  # the article's file: topic/NNN.txt
+    }
+    return columns, SourceInfo(label="label")
 
 
 @BUILTINS.register("bbc_news")
@@ -176,9 +195,24 @@ def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     assert isinstance(src, BuiltinSource)
     builtin = BUILTINS.get(src.name)()
     columns, info = builtin.load(src)
-    if src.limit:
+    n = len(next(iter(columns.values())))
+    columns.setdefault(ROW_ID, np.arange(n, dtype=np.int64))
+    if src.limit and src.subset == "first":
         columns = {k: v[: src.limit] for k, v in columns.items()}
-    return dataset_from_arrays(columns), SourceInfo(info.label, info.tensor_shape, builtin.task)
+    return dataset_from_arrays(columns), SourceInfo(
+        info.label,
+        info.tensor_shape,
+        builtin.task,
+        row_id=ROW_ID,
+        columns=list(columns),
+        subset=_subset(data),
+    )
+
+
+def _subset(data: DataSpec) -> int | None:
+    """``limit`` when the source's rows are to be a random subset of that size."""
+    src = data.source
+    return src.limit if src.limit and src.subset == "random" else None
 
 
 # ---------------------------------------------------------------------- files
@@ -203,18 +237,27 @@ def _read_files(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     paths = _resolve_paths(src.path)
     try:
         if src.type == "parquet":
-            ds = ray.data.read_parquet(paths, columns=src.columns)
+            ds = ray.data.read_parquet(paths)
         elif src.type == "csv":
             ds = ray.data.read_csv(paths)
         else:
             ds = ray.data.read_json(paths, lines=True)
-        if src.type != "parquet" and src.columns:
-            ds = ds.select_columns(src.columns)
+        schema = ds.schema()
     except (OSError, ValueError, pa.ArrowInvalid) as e:
-        raise DataError(f"data.source: cannot read {src.path!r} as {src.type}: {e}") from e
-    if src.limit:
+        raise DataError(f"data.source: cannot read {src.path!r} as {src.type}: {_first_line(e)}") from None
+    names = list(schema.names) if schema is not None else []
+    if src.columns:  # Ray Data pushes the selection down into the read
+        _check_columns("data.source.columns", src.columns, names)
+        ds = ds.select_columns(src.columns)
+    if src.limit and src.subset == "first":
         ds = ds.limit(src.limit)
-    return ds, SourceInfo(label=data.label)
+    return ds, SourceInfo(label=data.label, row_id=data.id_column, columns=names, subset=_subset(data))
+
+
+def _first_line(e: BaseException) -> str:
+    """The line of a reader's error that says what is wrong (Arrow's come with context)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 SOURCES.register("parquet")(_read_files)
@@ -223,23 +266,24 @@ SOURCES.register("jsonl")(_read_files)
 
 
 # --------------------------------------------------------------------- images
-def _image_to_chw(batch: dict[str, np.ndarray], channels: int) -> dict[str, np.ndarray]:
-    """Decoded images (B, H, W) or (B, H, W, C) → ``x`` float32 (B, C, H, W)."""
-    images = np.asarray(batch.pop("image"))
-    if images.ndim == 3:  # grayscale comes without a channel axis
-        images = images[..., None]
-    if images.shape[-1] != channels:
-        raise DataError(
-            f"data.image.shape: images decode to {images.shape[-1]} channels, expected {channels}"
-        )
-    batch[TENSOR_COLUMN] = np.ascontiguousarray(np.moveaxis(images, -1, 1), dtype=np.float32)
+IMAGE_EXTENSIONS = ["png", "jpg", "jpeg"]
+
+
+def _image_rows(batch: dict[str, np.ndarray], root: str) -> dict[str, np.ndarray]:
+    """Ray Data's ``bytes``/``path`` columns → ``image`` (the encoded file) and ``path``
+    (relative to the folder: a run's predictions name files the same on any machine)."""
+    batch[IMAGE_COLUMN] = batch.pop("bytes")
+    prefix = root.rstrip("/") + "/"
+    paths = batch[IMAGE_PATH]
+    batch[IMAGE_PATH] = np.asarray([p[len(prefix) :] if p.startswith(prefix) else p for p in paths])
     return batch
 
 
 @SOURCES.register("images")
 def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
-    """PNG/JPEG files in ``<path>/<class>/``: decoded and resized to ``data.image.shape`` by
-    Ray Data's image reader; the label column (``data.label``) is the sub-folder's name.
+    """PNG/JPEG files in ``<path>/<class>/``, read as bytes (the preprocessor decodes and
+    resizes them to ``data.image.shape``); the label column (``data.label``) is the
+    sub-folder's name, ``path`` names the file.
 
     Raises:
         DataError: the folder is missing or holds no class sub-folders.
@@ -258,19 +302,26 @@ def read_images(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
             raise DataError(f"data.source.path: {src.path!r} is not a folder of class sub-folders")
     try:
-        ds = ray.data.read_images(
+        ds = ray.data.read_binary_files(
             src.path,
-            size=(height, width),
-            mode="L" if channels == 1 else "RGB",
+            include_paths=True,
             partitioning=Partitioning(PartitionStyle.DIRECTORY, field_names=[data.label], base_dir=src.path),
-            file_extensions=["png", "jpg", "jpeg"],
+            file_extensions=IMAGE_EXTENSIONS,
         )
     except (OSError, ValueError) as e:
-        raise DataError(f"data.source: cannot read images from {src.path!r}: {e}") from e
-    if src.limit:
+        raise DataError(f"data.source: cannot read images from {src.path!r}: {_first_line(e)}") from None
+    if src.limit and src.subset == "first":
         ds = ds.limit(src.limit)
-    ds = ds.map_batches(partial(_image_to_chw, channels=channels), batch_format="numpy")
-    return ds, SourceInfo(label=data.label, tensor_shape=(channels, height, width))
+    base = src.path.split("://", 1)[-1] if "://" in src.path else str(Path(src.path).resolve())
+    ds = ds.map_batches(partial(_image_rows, root=base), batch_format="numpy")
+    return ds, SourceInfo(
+        label=data.label,
+        tensor_shape=(channels, height, width),
+        image_column=IMAGE_COLUMN,
+        row_id=IMAGE_PATH,
+        columns=[IMAGE_COLUMN, IMAGE_PATH, data.label],
+        subset=_subset(data),
+    )
 
 
 # ------------------------------------------------------------ Hugging Face disk
@@ -299,12 +350,14 @@ def read_hf_disk(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         if src.split is not None:
             raise DataError(f"data.source.split: {src.path!r} holds one dataset, not a DatasetDict")
         hf = loaded
+    names = list(hf.column_names)
     if src.columns:
-        _check_columns("data.source.columns", src.columns, hf.column_names)
+        _check_columns("data.source.columns", src.columns, names)
         hf = hf.select_columns(src.columns)
-    if src.limit:
+    if src.limit and src.subset == "first":
         hf = hf.select(range(min(src.limit, len(hf))))
-    return ray.data.from_huggingface(hf), SourceInfo(label=data.label)
+    info = SourceInfo(label=data.label, row_id=data.id_column, columns=names, subset=_subset(data))
+    return ray.data.from_huggingface(hf), info
 
 
 def _check_columns(where: str, wanted: list[str], names: list[str]) -> None:
@@ -314,15 +367,24 @@ def _check_columns(where: str, wanted: list[str], names: list[str]) -> None:
 
 
 def _rename(ds: ray.data.Dataset, mapping: dict[str, str]) -> ray.data.Dataset:
+    """The preprocessor's own renaming (a request's rows go through the same function)."""
     if not mapping:
         return ds
     schema = ds.schema()
     _check_columns("data.source.rename", list(mapping), list(schema.names) if schema else [])
-    return ds.rename_columns(mapping)
+    return ds.map_batches(partial(rename_columns, mapping=mapping), batch_format="numpy")
 
 
 def read_source(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     """Read the spec's source as a Ray Dataset (lazy where the source allows), with its
-    columns renamed as ``data.source.rename`` says."""
+    columns renamed as ``data.source.rename`` says.
+
+    Raises:
+        DataError: the source cannot be read, or a column it names is not there.
+    """
     ds, info = SOURCES.get(data.source.type)(data)
+    if info.row_id is not None and info.row_id not in (info.columns or [info.row_id]):
+        raise DataError(
+            f"data.id_column: no column {info.row_id!r} in the data; columns: {', '.join(info.columns)}"
+        )
     return _rename(ds, getattr(data.source, "rename", None) or {}), info

@@ -256,7 +256,21 @@ def plan_splits(
                 test_cut.append(cuts[0])
                 val_cut.append(cuts[1])
     rule = SplitRule(seed, label, kind, strata, test_cut, val_cut, spec.method, column, fold_cut)
+    return rule, _count(rule, h, y, col, task)
 
+
+def count_splits(hashed: ray.data.Dataset, rule: SplitRule, task: str) -> dict[str, Any]:
+    """The counts of :func:`plan_splits` for rows routed by an existing ``rule`` (after a
+    row rule fitted on the train split dropped some)."""
+    keys = hashed.map_batches(partial(_keys, label=rule.label, column=rule.column), batch_format="numpy")
+    frame = keys.to_pandas()
+    col = frame[SPLIT_KEY].to_numpy() if rule.column is not None else None
+    return _count(rule, frame[HASH_COLUMN].to_numpy(np.int64), frame[rule.label].to_numpy(), col, task)
+
+
+def _count(
+    rule: SplitRule, h: np.ndarray, y: np.ndarray, col: np.ndarray | None, task: str
+) -> dict[str, Any]:
     codes = rule.codes(h, y, col)
     rows = {name: int((codes == i).sum()) for i, name in enumerate(SPLITS)}
     class_counts = None
@@ -275,7 +289,7 @@ def plan_splits(
     if rule.fold_cut:
         folds = rule.fold_codes(h, y, col)
         counts["folds"] = [int((folds == f).sum()) for f in range(rule.k)]
-    return rule, counts
+    return counts
 
 
 def _keep_split(

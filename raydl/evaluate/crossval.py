@@ -4,10 +4,14 @@ as Ray Tune trials; mean ± std per metric and one row per fold in ``cv/``.
 
 Folds: with ``data.split: {method: kfold, k}`` they are the split's own content-hash
 folds (:mod:`raydl.data.split`), preprocessing refitted per fold. Otherwise
-``evaluate.cross_validation`` folds the preprocessed train+val rows on the driver
-(:mod:`raydl.evaluate.folds`, the folds ``tune.cv`` uses too, or scikit-learn's
-``LeaveOneOut``); that path reuses the preprocessing fitted on the train split, and is
-meant for data small enough to train k times.
+``evaluate.cross_validation`` folds the raw train+val rows on the driver (the rows in
+content-hash order; :mod:`raydl.evaluate.folds`, seeded by the spec, the k-fold that
+``tune.cv`` uses too, or scikit-learn's ``LeaveOneOut``) and refits the preprocessing on
+each fold's train rows, so no fold's held-out rows are in a statistic it trains with;
+leave-one-out reuses the train split's (one row moves no statistic far, and refitting
+per row costs a pass per row). It is meant for data small enough to train k times.
+Folds are scored through the Predictor's forward pass and post-processing, as the test
+split is.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import ray
-import torch
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from sklearn.model_selection import LeaveOneOut
@@ -27,6 +29,7 @@ from raydl.data.prepare import PreparedData
 from raydl.errors import DataError, RaydlError
 from raydl.evaluate.folds import Folds, gather_rows, kfold_indices
 from raydl.evaluate.metrics import compute_test_metrics
+from raydl.predict import Predictor
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
 from raydl.train.checkpoint import load_model_dir
@@ -103,17 +106,19 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
         folds, held = _split_folds(spec, prepared)
         n_rows = sum(len(hy) for _, hy in held)
     else:
-        x_train, y_train = gather_rows(prepared.datasets["train"])
-        x_val, y_val = gather_rows(prepared.datasets["val"])
-        x, y = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-        splits = fold_indices(spec, y)
+        from raydl.data.columns import dataset_from_arrays
+        from raydl.data.prepare import frame_fold, raw_rows
 
-        def ds(idx):
-            return ray.data.from_items([{"x": x[i], "y": y[i]} for i in idx])
-
-        folds = [(ds(tr), ds(te), prepared.preprocessor) for tr, te in splits]
-        held = [(x[te], y[te]) for _, te in splits]
-        n_rows = int(len(y))
+        raw = raw_rows(prepared)
+        labels = raw[spec.data.label].to_numpy()
+        y = prepared.preprocessor.encode_target(labels) if spec.data.task == "classification" else labels
+        refit = spec.evaluate.cross_validation is not None and spec.evaluate.cross_validation.method != "loo"
+        folds, held = [], []
+        for tr, te in fold_indices(spec, y):
+            train, held_out, pre = frame_fold(prepared, raw.iloc[tr], raw.iloc[te], refit)
+            folds.append((train, dataset_from_arrays({"x": held_out[0], "y": held_out[1]}), pre))
+            held.append(held_out)
+        n_rows = len(raw)
     concurrent = concurrent_trials(spec)
     tuner = tune.Tuner(
         tune.with_resources(
@@ -141,16 +146,17 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
         hx, hy = held[fold]
         pre = folds[fold][2]
         model = load_model_dir(trial_checkpoint(result, result.metrics_dataframe, spec))
-        with torch.no_grad():
-            out = model(torch.as_tensor(hx)).float()
+        predictor = Predictor.from_model(pre, model)
+        post = predictor.postprocess(predictor.forward(hx))
         if spec.data.task == "classification":
-            scores = torch.softmax(out, -1).numpy()
+            scores = post["probabilities"]
             m = compute_test_metrics(
-                "classification", hy, scores.argmax(-1), scores, spec.evaluate.metrics, pre.num_outputs
+                "classification", hy, post["label_id"], scores, spec.evaluate.metrics, pre.num_outputs
             )
         else:
-            yt, yp = pre.decode_target(hy), pre.decode_target(out.squeeze(-1).numpy())
-            m = compute_test_metrics("regression", yt, yp, None, spec.evaluate.metrics)
+            m = compute_test_metrics(
+                "regression", pre.decode_target(hy), post["value"], None, spec.evaluate.metrics
+            )
         rows.append(
             {
                 "fold": fold,

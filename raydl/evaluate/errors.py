@@ -27,9 +27,12 @@ def worst_examples(
     scores: np.ndarray | None,
     classes: list[str] | None = None,
     top: int = 10,
+    ids: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Classification: the rows whose true class got the lowest probability; regression:
-    the largest absolute errors. ``id`` is the row's position in the test split."""
+    the largest absolute errors. ``id`` is the row's position in the test split;
+    ``row_id`` its name in the source (``ids``: a file, an id column), when there is one."""
+    name = (lambda i: {"row_id": _plain(ids[i])}) if ids is not None else (lambda i: {})
     if task == "classification":
         assert scores is not None and classes is not None
         p_true = scores[np.arange(len(y)), y.astype(np.int64)]
@@ -37,6 +40,7 @@ def worst_examples(
         return [
             {
                 "id": int(i),
+                **name(i),
                 "true": classes[int(y[i])],
                 "predicted": classes[int(y_pred[i])],
                 "p_true": float(p_true[i]),
@@ -47,18 +51,30 @@ def worst_examples(
     err = np.abs(np.asarray(y_pred, dtype=np.float64) - np.asarray(y, dtype=np.float64))
     order = np.argsort(-err, kind="stable")[:top]
     return [
-        {"id": int(i), "true": float(y[i]), "predicted": float(y_pred[i]), "abs_error": float(err[i])}
+        {
+            "id": int(i),
+            **name(i),
+            "true": float(y[i]),
+            "predicted": float(y_pred[i]),
+            "abs_error": float(err[i]),
+        }
         for i in order
     ]
 
 
-def error_analysis(task: str, metrics: dict[str, Any], y, y_pred, scores, top: int = 10) -> dict[str, Any]:
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def error_analysis(
+    task: str, metrics: dict[str, Any], y, y_pred, scores, top: int = 10, ids: np.ndarray | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"task": task}
     if task == "classification":
         classes = metrics["classes"]
         out["confused_pairs"] = confused_pairs(np.asarray(metrics["confusion_matrix"]), classes)
         out["per_class"] = [{"class": c, **row} for c, row in zip(classes, metrics["per_class"])]
-        out["worst"] = worst_examples(task, y, y_pred, scores, classes, top)
+        out["worst"] = worst_examples(task, y, y_pred, scores, classes, top, ids)
     else:
-        out["worst"] = worst_examples(task, y, y_pred, None, None, top)
+        out["worst"] = worst_examples(task, y, y_pred, None, None, top, ids)
     return out

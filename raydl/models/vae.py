@@ -65,6 +65,18 @@ class VAE(nn.Module):
         kl = -0.5 * torch.sum(1 + out.logvar - out.mu**2 - out.logvar.exp())
         return (rec + self.beta * kl) / len(x)
 
+    def row_scores(self, x: torch.Tensor, out: VAEOutput) -> dict[str, torch.Tensor]:
+        """Per example: ``loss`` (the negative ELBO, :meth:`objective` before its mean) and
+        ``reconstruction_error`` (its reconstruction term) — (B,) each."""
+        x = x.float()
+        if self.recon == "bce":
+            rec = F.binary_cross_entropy_with_logits(out.recon, x, reduction="none")
+        else:
+            rec = F.mse_loss(out.recon, x, reduction="none")
+        rec = rec.reshape(len(x), -1).sum(1)
+        kl = -0.5 * torch.sum(1 + out.logvar - out.mu**2 - out.logvar.exp(), dim=-1)
+        return {"loss": rec + self.beta * kl, "reconstruction_error": rec}
+
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
         """``n`` new inputs ``(n, *input_shape)`` decoded from the prior N(0, I)."""

@@ -47,6 +47,7 @@ from raydl.spec.data import (
     OutlierSpec,
     Source,
     SplitSpec,
+    Subset,
     TextSpec,
     TokenizerSpec,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "ServeSpec",
     "Source",
     "SplitSpec",
+    "Subset",
     "TextSpec",
     "TokenizerSpec",
     "TrackingSpec",

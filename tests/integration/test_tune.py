@@ -46,6 +46,7 @@ def test_best_trial_flows_to_evaluation_and_beats_the_default(search_run, tmp_pa
     assert (result.run_dir / "tune" / "best_checkpoint" / "model.json").is_file()
     cfg = json.loads((result.run_dir / "checkpoints" / "best" / "model.json").read_text())
     assert cfg["params"]["hidden"] == best["config"]["model.params.hidden"]  # evaluated = best trial's model
+    assert 1 <= result.metrics["best_epoch"] <= spec.train.epochs  # the best checkpoint's epoch, not None
     # the spec's own configuration, trained by the same loop for the same epochs on the
     # same split (a plain run), evaluated on the same test rows
     default = raydl.run(spec.model_copy(update={"tune": None}), runs_root=tmp_path)

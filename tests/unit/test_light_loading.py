@@ -66,3 +66,34 @@ def test_validate_schema_and_load_spec_import_neither_torch_nor_ray(repo_root):
     # every job validates (0), but one whose data folder is made first by a script (2)
     assert {code for path, code in result["codes"].items() if path != "schema"} <= {0, 2}
     assert result["codes"][os.path.join(repo_root, "jobs", "fashion_mnist_cnn.yaml")] == 0
+
+
+# In a fresh interpreter where `import ray` fails: the Predictor and its backends load,
+# as a process serving a model without Ray (or a user's notebook) loads them.
+NO_RAY = """
+import importlib.abc, json, sys
+
+class NoRay(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, NoRay())
+import raydl.backends
+import raydl.predict
+from raydl import Predictor, RequestError
+
+print("\\nRESULT " + json.dumps({
+    "predictor": Predictor is raydl.predict.Predictor,
+    "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray.")),
+}))
+"""
+
+
+def test_the_predictor_and_its_backends_load_with_ray_blocked(repo_root):
+    out = subprocess.run(
+        [sys.executable, "-c", NO_RAY], capture_output=True, text=True, timeout=120, cwd=repo_root
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
+    assert result == {"predictor": True, "ray": []}

@@ -44,7 +44,7 @@ def test_typo_key_inside_tagged_union_uses_users_path():
     raw = dict(MINIMAL, data={"source": {"type": "builtin", "name": "digits", "nmae": 1}, "label": "target"})
     (line,) = problems(raw)
     assert line.startswith("data.source.nmae: unknown key; did you mean 'name'?")
-    assert "allowed: limit, name, path, type" in line
+    assert "allowed: limit, name, path, subset, type" in line
 
 
 def test_wrong_type_names_value():
@@ -164,6 +164,10 @@ def test_bad_override_and_bad_yaml(tmp_path):
         load_spec(path)
     with pytest.raises(SpecError, match="no such spec file"):
         load_spec(tmp_path / "missing.yaml")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")  # an image given as the spec
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert e.value.lines() == [f"{path}: not a YAML job spec (a binary file: byte 0x89 at offset 0)"]
 
 
 def test_resolved_spec_round_trips():

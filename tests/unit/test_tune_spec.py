@@ -70,3 +70,16 @@ def test_cv_in_search_needs_one_worker_trials_and_no_early_stopping_scheduler(re
     assert any(line.startswith("tune.cv: a trial's score is known once") for line in lines), lines
     ok = _raw(repo_root, cv=3, scheduler=None)
     assert validate_spec(ok).tune.cv == 3
+
+
+def test_string_choices_validate_and_a_data_space_is_refused(repo_root):
+    ok = _raw(repo_root, space={"train.optimizer.type": {"choice": ["adam", "sgd"]}})
+    assert validate_spec(ok).tune.space["train.optimizer.type"] == {"choice": ["adam", "sgd"]}
+    with pytest.raises(SpecError, match="train.optimizer.type='sgdd' is not a valid spec"):
+        validate_spec(_raw(repo_root, space={"train.optimizer.type": {"choice": ["adam", "sgdd"]}}))
+    augment = {"data.augment": {"choice": [[], [{"type": "hflip"}]]}}
+    assert validate_spec(_raw(repo_root, space=augment))  # runs in the training loop: per trial
+    with pytest.raises(SpecError) as e:
+        validate_spec(_raw(repo_root, space={"data.balance": {"choice": ["none", "oversample"]}}))
+    (line,) = e.value.lines()
+    assert line.startswith("tune.space.data.balance: the search prepares the data once for all its trials")
