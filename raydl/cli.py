@@ -208,12 +208,13 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from raydl.batch_predict import predict_files
+    from raydl.checks import load_spec
     from raydl.rundir import RunDir
     from raydl.runtime import connect
-    from raydl.spec import load_spec
 
     _setup_logging(verbose)
-    job = load_spec(RunDir.open(run_dir).spec)
+    # the run's spec only says which cluster to join: its training data need not be here
+    job = load_spec(RunDir.open(run_dir).spec, local_paths=False)
     progress = Progress(
         TextColumn("  rows"),
         BarColumn(),

@@ -3,7 +3,7 @@ sketches per block, merged here), categories, the regression target's scaling, P
 a text column's tokenizer.
 
 Each fit starts from a :class:`~raydl.data.preprocess.Preprocessor` that already holds
-the cleaning fitted on the same rows (gap fills, clip bounds: :mod:`raydl.data.clean`),
+the cleaning fitted on the same rows (gap fills, clip bounds: :mod:`raydl.data.repair`),
 and fits its statistics on the rows as that preprocessor parses, clips and fills them —
 what the model will see.
 """
