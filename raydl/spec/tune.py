@@ -47,7 +47,8 @@ class TuneSpec(Section):
         None,
         ge=2,
         description="Score each trial by k-fold cross-validation on the train split (stratified "
-        "for classification): the mean over its k fold models of each one's best `metric`, "
+        "for classification; each fold's preprocessing refitted on its own train rows): the "
+        "mean over its k fold models of each one's best `metric`, "
         "reported as cv_<metric> (with cv_<metric>_std), picks the best trial; the trial then "
         "trains on the whole train split, validated on val, for the checkpoint that flows on. "
         "Needs one-worker trials and no early-stopping scheduler.",

@@ -23,7 +23,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from raydl.catalog import SEARCHERS, TRIAL_SCHEDULERS, metric_mode
 from raydl.data.columns import dataset_from_arrays
 from raydl.data.prepare import PreparedData
-from raydl.evaluate.folds import gather_rows, kfold_indices
+from raydl.evaluate.folds import kfold_indices
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec, TuneSchedulerSpec, TuneSpec
 from raydl.train.loop import train_loop_per_worker
@@ -33,17 +33,24 @@ from raydl.tune.space import param_space, search_metric, trial_spec
 
 
 # ---------------------------------------------------------------------- trials
-def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, storage: str) -> None:
-    """One trial: the job's training run with the sampled values."""
+def _trial(
+    config: dict[str, Any],
+    *,
+    base: dict[str, Any],
+    prepared: PreparedData,
+    storage: str,
+    folds: list[PreparedData] | None = None,
+) -> None:
+    """One trial: the job's training run with the sampled values (and, with ``tune.cv``,
+    first its fold models, scored on their held-out folds)."""
     from raydl.train.session import TrialSession
     from raydl.train.trainer import loop_config, torch_trainer
 
     spec = trial_spec(base, config)
     if in_trial(spec):
         datasets = {"train": prepared.datasets["train"], "val": prepared.datasets["val"]}
-        cv = (base.get("tune") or {}).get("cv")
         t = base["tune"]
-        extra = cross_validated(spec, prepared, cv, t["metric"], t["mode"]) if cv else {}
+        extra = cross_validated(spec, folds, t["metric"], t["mode"]) if folds else {}
         session = TrialSession(datasets, spec.train.use_gpu, extra=extra)
         train_loop_per_worker(loop_config(spec, prepared), session)
         return
@@ -52,36 +59,51 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedDa
     trainer.fit()
 
 
-def cross_validated(
-    spec: JobSpec, prepared: PreparedData, k: int, metric: str, mode: str
-) -> dict[str, float]:
-    """k fold models of the trial's spec on the train split (stratified folds for
-    classification, seeded: :mod:`raydl.evaluate.folds`), each scored by its best
-    ``metric`` on its held-out fold: ``{cv_<metric>: mean, cv_<metric>_std: std, cv_folds: k}``.
+def cv_folds(spec: JobSpec, prepared: PreparedData, k: int) -> list[PreparedData]:
+    """The ``k`` folds of ``tune.cv``, each its train rows preprocessed and its held-out
+    rows as ``val``: the folds over the train split's raw rows (stratified for
+    classification, seeded: :mod:`raydl.evaluate.folds`), made once on the driver for
+    every trial. Each fold's preprocessing (fills, clip bounds, scaling, categories,
+    tokenizer …) is refitted on the fold's train rows, so no held-out row is in a
+    statistic its fold model trains with, as in ``evaluate.cross_validation``.
 
     Raises:
         DataError: a class has fewer train rows than folds.
     """
+    from raydl.data.prepare import frame_fold, raw_rows
+
+    raw = raw_rows(prepared, ("train",))
+    labels = raw[spec.data.label].to_numpy()
+    classification = spec.data.task == "classification"
+    y = prepared.preprocessor.encode_target(labels) if classification else labels
+    folds = []
+    for train_idx, held_idx in kfold_indices(
+        y, k, spec.seed, stratified=classification, where="tune.cv", rows="train rows"
+    ):
+        train, (hx, hy), pre = frame_fold(prepared, raw.iloc[train_idx], raw.iloc[held_idx], refit=True)
+        data = {"train": train, "val": dataset_from_arrays({"x": hx, "y": hy})}
+        folds.append(PreparedData(data, pre, {"split": {"rows": {"train": len(train_idx)}}}))
+    return folds
+
+
+def cross_validated(spec: JobSpec, folds: list[PreparedData], metric: str, mode: str) -> dict[str, float]:
+    """The trial's spec trained on each fold (:func:`cv_folds`), each scored by its best
+    ``metric`` on its held-out fold: ``{cv_<metric>: mean, cv_<metric>_std: std, cv_folds: k}``."""
     from raydl.train.session import CollectingSession
     from raydl.train.trainer import loop_config
 
-    x, y = gather_rows(prepared.datasets["train"])
-    folds = kfold_indices(
-        y, k, spec.seed, stratified=spec.data.task == "classification", where="tune.cv", rows="train rows"
-    )
     sign = 1 if mode == "max" else -1
     scores = []
-    for train_idx, held_idx in folds:
-        data = {
-            "train": dataset_from_arrays({"x": x[train_idx], "y": y[train_idx]}),
-            "val": dataset_from_arrays({"x": x[held_idx], "y": y[held_idx]}),
-        }
-        fold = PreparedData(data, prepared.preprocessor, {"split": {"rows": {"train": len(train_idx)}}})
-        session = CollectingSession(data, spec.train.use_gpu)
+    for fold in folds:
+        session = CollectingSession(fold.datasets, spec.train.use_gpu)
         train_loop_per_worker(loop_config(spec, fold), session)
         values = [r[metric] for r in session.reports if metric in r]
         scores.append(max(values, key=lambda v: sign * v))
-    return {f"cv_{metric}": float(np.mean(scores)), f"cv_{metric}_std": float(np.std(scores)), "cv_folds": k}
+    return {
+        f"cv_{metric}": float(np.mean(scores)),
+        f"cv_{metric}_std": float(np.std(scores)),
+        "cv_folds": len(folds),
+    }
 
 
 # ------------------------------------------------- search algorithms, schedulers
@@ -166,12 +188,14 @@ def _scheduler(t: TuneSpec, max_epochs: int) -> Any:
 
 # ----------------------------------------------------------------------- tuner
 def _trainable(spec: JobSpec, prepared: PreparedData, run: RunDir) -> Any:
+    t = spec.tune
     return tune.with_resources(
         tune.with_parameters(
             _trial,
             base=spec.model_dump(mode="json"),
             prepared=prepared,
             storage=str(run.ray_storage / "trials"),
+            folds=cv_folds(spec, prepared, t.cv) if t is not None and t.cv else None,
         ),
         trial_resources(spec),
     )

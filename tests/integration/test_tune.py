@@ -6,6 +6,7 @@ the sweep W&B test runs two-worker trials, each a TorchTrainer."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,6 +150,41 @@ def test_pbt_exploits_a_better_trials_checkpoint_with_new_values(ray_cluster, tm
         last = [r for r in log if r["trial_id"] == row["trial"]][-1]
         assert last["epoch"] == 3 and row["config/train.optimizer.lr"] == pytest.approx(last["lr"])
     assert (result.best_checkpoint / "model.json").is_file()
+
+
+def test_cv_folds_refit_preprocessing_on_their_own_train_rows(ray_cluster):
+    """tune.cv folds the train split's raw rows: each fold's scaler is fitted on its own
+    train rows only (its held-out rows are in no statistic its model trains with), and
+    the folds together hold every train row once as held-out."""
+    from raydl.data.prepare import prepare_data, raw_rows
+    from raydl.evaluate.folds import kfold_indices
+    from raydl.tune.tuner import cv_folds
+
+    spec = validate_spec(
+        {
+            "name": "iris-cv-folds",
+            "seed": 0,
+            "data": {"source": {"type": "builtin", "name": "iris"}, "label": "target"},
+            "model": {"arch": "mlp", "params": {"hidden": [8]}},
+            "train": {"workers": 1, "epochs": 1, "batch_size": 16},
+            "tune": {"metric": "val_accuracy", "mode": "max", "cv": 2, "space": {}},
+        }
+    )
+    prepared = prepare_data(spec)
+    train = raw_rows(prepared, ("train",))
+    features = prepared.preprocessor.numeric_columns
+    x = train[features].to_numpy(float)
+    y = prepared.preprocessor.encode_target(train["target"].to_numpy())
+    expected = kfold_indices(y, 2, spec.seed, stratified=True, where="tune.cv")
+    folds = cv_folds(spec, prepared, 2)
+    assert len(folds) == 2
+    assert sum(len(held) for _, held in expected) == len(train) == prepared.datasets["train"].count()
+    for fold, (train_idx, held_idx) in zip(folds, expected, strict=True):
+        assert fold.datasets["train"].count() == len(train_idx)
+        assert fold.datasets["val"].count() == len(held_idx)
+        centre = np.asarray(fold.preprocessor.center)
+        assert np.allclose(centre, x[train_idx].mean(0), atol=1e-9)  # its own train rows
+        assert not np.allclose(centre, x.mean(0), atol=1e-6)  # not the whole train split's
 
 
 def test_cv_in_search_scores_each_trial_by_its_fold_mean(ray_cluster, tmp_path):
