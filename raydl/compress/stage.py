@@ -15,7 +15,7 @@ import numpy as np
 
 from raydl.backends import TorchBackend, write_selected
 from raydl.checks import compress_metric, load_spec
-from raydl.compress import onnx_export, quantize
+from raydl.compress import onnx_export, prune, quantize
 from raydl.compress.candidates import Candidate, files_size, reload, torch_saver
 from raydl.compress.gate import ORIGINAL, apply_gate
 from raydl.compress.measure import measure, outputs, pinned_threads
@@ -58,6 +58,10 @@ def build_candidates(
             out.append(quantize.dynamic_int8(model, config, task))
         elif technique in quantize.HALF:
             out.append(quantize.half(model, config, task, technique))
+        elif technique == "prune_l1":
+            out.append(prune.l1_unstructured(model, config, task, spec.prune_amount))
+        elif technique == "prune_structured":
+            out.append(prune.structured(model, config, task, spec.prune_amount, example))
         elif technique == "onnx":
             c = onnx_export.onnx_fp32(model, example, work / "onnx", task, threads)
             fp32_onnx = c.backend.path  # type: ignore[attr-defined]
@@ -100,6 +104,7 @@ def compress(
                 cand.backend._open(cand.backend.model)  # type: ignore[attr-defined]
             (d / "selected.json").unlink()
             row = measure(cand, pre, x, y, [metric], reference, files_size(d), c.measure)
+            row["recipe"] = cand.recipe
             rows.append(row)
             saved[cand.name] = (d, files, cand)
     selected = apply_gate(rows, c.select, metric)

@@ -10,7 +10,7 @@ from pydantic import Field
 from raydl.spec.base import Section
 
 # The techniques this version builds (one candidate each, beside the original fp32 model).
-Technique = Literal["dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8"]
+Technique = Literal["dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8", "prune_l1", "prune_structured"]
 DEFAULT_TECHNIQUES: list[Technique] = ["dynamic_int8", "onnx", "onnx_int8"]
 
 
@@ -48,8 +48,12 @@ class CompressSpec(Section):
         min_length=1,
         description=(
             "Candidates built from the trained fp32 model: dynamic_int8 (torch int8 Linear/LSTM), "
-            "fp16/bf16 (half-precision weights), onnx (onnxruntime fp32), onnx_int8 (onnxruntime int8)."
+            "fp16/bf16 (half-precision weights), onnx (onnxruntime fp32), onnx_int8 (onnxruntime int8), "
+            "prune_l1 (smallest weights zeroed), prune_structured (channels/neurons removed, Torch-Pruning)."
         ),
+    )
+    prune_amount: float = Field(
+        0.5, gt=0, lt=1, description="Share of the weights (prune_l1) or channels (prune_structured) removed."
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")

@@ -146,7 +146,15 @@ def test_every_technique_saves_and_loads_through_predictor_from_run(tmp_path, tr
         digits()
         | {
             "compress": {
-                "techniques": ["dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8"],
+                "techniques": [
+                    "dynamic_int8",
+                    "fp16",
+                    "bf16",
+                    "onnx",
+                    "onnx_int8",
+                    "prune_l1",
+                    "prune_structured",
+                ],
                 "measure": QUICK.model_dump(),
                 "select": {"max_metric_drop": 0.05, "prefer": "size"},
             }
@@ -154,13 +162,25 @@ def test_every_technique_saves_and_loads_through_predictor_from_run(tmp_path, tr
     )
     result = compress(spec, run, pre(), x, y)
     rows = {r["name"]: r for r in result["candidates"]}
-    assert list(rows) == ["original", "dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8"]
+    assert list(rows) == [
+        "original",
+        "dynamic_int8",
+        "fp16",
+        "bf16",
+        "onnx",
+        "onnx_int8",
+        "prune_l1",
+        "prune_structured",
+    ]
     saved = json.loads((run.path / "compress" / "candidates.json").read_text())
     assert saved["selected"] == result["selected"] and saved["threads"] == 1
     assert (run.path / "compress" / "candidates" / "onnx" / "model.onnx.data").is_file()
     assert rows["onnx"]["label_agreement"] >= 0.999 and rows["onnx"]["max_abs_diff"] < 1e-4
     assert rows["dynamic_int8"]["size_ratio"] > 2.0  # int8 weights of a Linear-only model
     assert rows["fp16"]["size_ratio"] > 1.5
+    assert rows["prune_l1"]["sparsity"] >= 0.49 and rows["prune_l1"]["params"] == rows["original"]["params"]
+    assert rows["original"]["params"] / rows["prune_structured"]["params"] >= 1.8  # half the neurons
+    assert rows["prune_structured"]["size_ratio"] >= 1.8
     for name, row in rows.items():
         assert row["gate"] == "pass" or row["passed"] is False, name
         # each saved candidate, loaded as serving loads it, reproduces its measured metric
@@ -178,12 +198,7 @@ def test_every_technique_saves_and_loads_through_predictor_from_run(tmp_path, tr
                 "weights": "model.int8.pt" if row["format"] == "torch-int8" else "model.safetensors",
             },
         )
-        recipe = {
-            "dynamic_int8": {"quantize": "dynamic_int8"},
-            "fp16": {"dtype": "float16"},
-            "bf16": {"dtype": "bfloat16"},
-        }.get(name)
-        write_selected(model_dir, row["format"], files, name, recipe=recipe)
+        write_selected(model_dir, row["format"], files, name, recipe=row["recipe"])
         served = Predictor.from_run(run.path)
         assert served.model["format"] == row["format"]
         post = served.postprocess(served.forward(x))
@@ -192,7 +207,29 @@ def test_every_technique_saves_and_loads_through_predictor_from_run(tmp_path, tr
     compress(spec, run, pre(), x, y)
     chosen = json.loads((run.path / "model" / "selected.json").read_text())
     assert chosen["source"] == f"compress/candidates/{result['selected']}"
-    assert (run.path / "compress" / "section.html").read_text().count("<tr>") == 7
+    assert (run.path / "compress" / "section.html").read_text().count("<tr>") == 9
+
+
+def test_a_structurally_pruned_cnn_is_smaller_and_rebuilt_from_its_recipe(tmp_path):
+    from raydl.backends import load_backend
+    from raydl.compress import prune
+
+    config = {
+        "arch": "cnn",
+        "params": {"channels": [8, 16], "hidden": 32},
+        "input_shape": [1, 8, 8],
+        "num_outputs": 10,
+    }
+    model = build_model("cnn", (1, 8, 8), 10, config["params"], None).eval()
+    x = np.random.default_rng(0).normal(size=(5, 1, 8, 8)).astype(np.float32)
+    cand = prune.structured(model, config, "classification", 0.5, x)
+    before = sum(p.numel() for p in model.parameters())
+    assert before / cand.params >= 1.8
+    files = cand.save(tmp_path)
+    write_selected(tmp_path, "torch", files, "t", recipe=cand.recipe)
+    served, _ = load_backend(tmp_path, "classification")
+    np.testing.assert_allclose(served(x)["logits"], cand.backend(x)["logits"], atol=1e-6)
+    assert sum(p.numel() for p in served.model.parameters()) == cand.params
 
 
 def test_no_pickled_module_is_loaded(tmp_path, trained):
