@@ -177,7 +177,9 @@ def _train_and_evaluate(
         if spec.compress is not None:
             from raydl.compress.stage import compress, test_arrays
 
-            display.stage("compress", ", ".join(spec.compress.techniques) + f"; gate: {spec.compress.select}")
+            sel = spec.compress.select
+            gate = f"gate: metric drop <= {sel.max_metric_drop}, prefer {sel.prefer}"
+            display.stage("compress", ", ".join(spec.compress.techniques) + f"; {gate}")
             x, y = test_arrays(prepared.datasets["test"])
             compress(spec, run_dir, pre, x, y, display)
     from raydl.report import build_report

@@ -138,7 +138,7 @@ def compress(
             model_dir, cand.fmt, files, f"compress/candidates/{selected}", row["metrics"], cand.recipe
         )
     if display is not None:
-        display.console.print(table(result))
+        display.show(table(result))
     return result
 
 
