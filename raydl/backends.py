@@ -227,7 +227,9 @@ def apply_recipe(model: Any, recipe: dict[str, Any]) -> Any:
     import torch
 
     if "shapes" in recipe:
-        _resize(model, recipe["shapes"])
+        from raydl.models.resize import resize
+
+        resize(model, recipe["shapes"])
     if recipe.get("quantize") == "dynamic_int8":
         types = {getattr(torch.nn, t) for t in DYNAMIC_INT8_TYPES}
         # torch.ao.quantization is deprecated in 2.13 but is still the fast CPU int8 path
@@ -236,44 +238,6 @@ def apply_recipe(model: Any, recipe: dict[str, Any]) -> Any:
     if "dtype" in recipe:
         model = model.to(getattr(torch, recipe["dtype"]))
     return model.eval()
-
-
-# the attributes that describe a layer's width, by the parameter whose shape they follow
-_WIDTHS = {
-    "Linear": (("out_features", 0), ("in_features", 1)),
-    "Conv1d": (("out_channels", 0),),
-    "Conv2d": (("out_channels", 0),),
-    "BatchNorm1d": (("num_features", 0),),
-    "BatchNorm2d": (("num_features", 0),),
-    "LayerNorm": (),
-}
-
-
-def _resize(model: Any, shapes: dict[str, list[int]]) -> None:
-    """Give the named parameters and buffers the saved (pruned) shapes, and the layers
-    the widths that go with them, so that a structurally pruned state dict loads."""
-    import torch
-
-    modules = dict(model.named_modules())
-    for name, shape in shapes.items():
-        owner, _, attr = name.rpartition(".")
-        module = modules.get(owner)
-        if module is None or not hasattr(module, attr):
-            raise RaydlError(f"recipe.shapes: {name!r} is not a tensor of this architecture")
-        old = getattr(module, attr)
-        new = torch.empty(shape, dtype=old.dtype)
-        if isinstance(old, torch.nn.Parameter):
-            setattr(module, attr, torch.nn.Parameter(new, requires_grad=old.requires_grad))
-        else:
-            module.register_buffer(attr, new)
-        if attr == "weight":
-            kind = type(module).__name__
-            for width, dim in _WIDTHS.get(kind, ()):
-                setattr(module, width, shape[dim])
-            if kind.startswith("Conv"):
-                module.in_channels = shape[1] * module.groups
-            if kind == "LayerNorm":
-                module.normalized_shape = tuple(shape)
 
 
 def _checkpoint(

@@ -181,7 +181,7 @@ def _train_and_evaluate(
             gate = f"gate: metric drop <= {sel.max_metric_drop}, prefer {sel.prefer}"
             display.stage("compress", ", ".join(spec.compress.techniques) + f"; {gate}")
             x, y = test_arrays(prepared.datasets["test"])
-            compress(spec, run_dir, pre, x, y, display)
+            compress(spec, run_dir, pre, x, y, display, prepared)
     from raydl.report import build_report
 
     build_report(run_dir.path)

@@ -8,8 +8,9 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from raydl.spec import JobSpec
 from raydl.spec.compress import CompressSpec
 from raydl.train.checkpoint import CONFIG, load_model_dir
 
+if TYPE_CHECKING:
+    from raydl.data.prepare import PreparedData
+
 log = logging.getLogger(__name__)
 CANDIDATES = "candidates.json"
 
@@ -42,9 +46,15 @@ def test_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_candidates(
-    spec: CompressSpec, checkpoint: Path, pre: Preprocessor, example: np.ndarray, work: Path
+    spec: CompressSpec,
+    checkpoint: Path,
+    pre: Preprocessor,
+    example: np.ndarray,
+    work: Path,
+    tune: Callable[[Candidate, dict[str, Any]], Candidate] | None = None,
 ) -> list[Candidate]:
-    """The original fp32 model, then one candidate per technique, in the spec's order."""
+    """The original fp32 model, then one candidate per technique, in the spec's order
+    (``tune``: fine-tunes a structurally pruned one, added after it)."""
     config = json.loads((checkpoint / CONFIG).read_text())
     model = load_model_dir(checkpoint)
     task, threads = pre.task, spec.measure.threads
@@ -62,6 +72,8 @@ def build_candidates(
             out.append(prune.l1_unstructured(model, config, task, spec.prune_amount))
         elif technique == "prune_structured":
             out.append(prune.structured(model, config, task, spec.prune_amount, example))
+            if tune is not None:
+                out.append(tune(out[-1], config))
         elif technique == "onnx":
             c = onnx_export.onnx_fp32(model, example, work / "onnx", task, threads)
             fp32_onnx = c.backend.path  # type: ignore[attr-defined]
@@ -80,10 +92,23 @@ def compress(
     x: np.ndarray,
     y: np.ndarray,
     display: Display | None = None,
+    prepared: PreparedData | None = None,
 ) -> dict[str, Any]:
     """Run the stage on preprocessed test rows ``x``, ``y``; returns what
-    ``compress/candidates.json`` holds."""
+    ``compress/candidates.json`` holds. ``prepared``: the run's data, for a fine-tune
+    (``compress.finetune_epochs``) on Ray Train."""
     c = spec.compress or CompressSpec()
+    tune = None
+    if c.finetune_epochs and "prune_structured" in c.techniques:
+        if prepared is None:
+            raise RaydlError("compress.finetune_epochs: a fine-tune needs the run's data (prepared)")
+        from raydl.compress.finetune import finetune
+
+        def tune(cand: Candidate, config: dict[str, Any]) -> Candidate:
+            if display is not None:
+                display.stage("fine-tune", f"{cand.name}: {c.finetune_epochs} epoch(s) on Ray Train")
+            return finetune(spec, prepared, run_dir, cand, config, c.finetune_epochs)
+
     metric = compress_metric(pre.task, c.select.metric)
     out_dir = run_dir.path / "compress"
     if out_dir.exists():
@@ -91,22 +116,9 @@ def compress(
     saved_root = out_dir / "candidates"
     rows: list[dict[str, Any]] = []
     saved: dict[str, tuple[Path, dict[str, str], Candidate]] = {}
-    with tempfile.TemporaryDirectory() as tmp, pinned_threads(c.measure.threads):
-        candidates = build_candidates(c, run_dir.best_checkpoint, pre, x, Path(tmp))
-        reference = outputs(candidates[0], pre, x)
-        for cand in candidates:
-            d = saved_root / cand.name
-            files = cand.save(d)
-            # measure what was saved, loaded the way serving loads it
-            cand.backend = reload(d, cand.fmt, files, cand.recipe, pre.task)
-            if cand.fmt == "onnx":
-                cand.backend.threads = c.measure.threads  # type: ignore[attr-defined]
-                cand.backend._open(cand.backend.model)  # type: ignore[attr-defined]
-            (d / "selected.json").unlink()
-            row = measure(cand, pre, x, y, [metric], reference, files_size(d), c.measure)
-            row["recipe"] = cand.recipe
-            rows.append(row)
-            saved[cand.name] = (d, files, cand)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidates = build_candidates(c, run_dir.best_checkpoint, pre, x, Path(tmp), tune)
+        _measure_all(candidates, c, pre, x, y, metric, saved_root, rows, saved)
     selected = apply_gate(rows, c.select, metric)
     base = rows[0]
     for row in rows:
@@ -140,6 +152,35 @@ def compress(
     if display is not None:
         display.show(table(result))
     return result
+
+
+def _measure_all(
+    candidates: list[Candidate],
+    c: CompressSpec,
+    pre: Preprocessor,
+    x: np.ndarray,
+    y: np.ndarray,
+    metric: str,
+    saved_root: Path,
+    rows: list[dict[str, Any]],
+    saved: dict[str, tuple[Path, dict[str, str], Candidate]],
+) -> None:
+    """Save each candidate, load it back as serving does, and measure it (into ``rows``)."""
+    with pinned_threads(c.measure.threads):
+        reference = outputs(candidates[0], pre, x)
+        for cand in candidates:
+            d = saved_root / cand.name
+            files = cand.save(d)
+            # measure what was saved, loaded the way serving loads it
+            cand.backend = reload(d, cand.fmt, files, cand.recipe, pre.task)
+            if cand.fmt == "onnx":
+                cand.backend.threads = c.measure.threads  # type: ignore[attr-defined]
+                cand.backend._open(cand.backend.model)  # type: ignore[attr-defined]
+            (d / "selected.json").unlink()
+            row = measure(cand, pre, x, y, [metric], reference, files_size(d), c.measure)
+            row["recipe"] = cand.recipe
+            rows.append(row)
+            saved[cand.name] = (d, files, cand)
 
 
 def table(result: dict[str, Any]) -> Any:
@@ -216,4 +257,4 @@ def compress_run(
                 f"{prepared.report['fingerprint']}, the run saw {expected})"
             )
         x, y = test_arrays(prepared.datasets["test"])
-    return compress(spec, run_dir, pre, x, y, display)
+        return compress(spec, run_dir, pre, x, y, display, prepared)

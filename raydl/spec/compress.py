@@ -55,5 +55,10 @@ class CompressSpec(Section):
     prune_amount: float = Field(
         0.5, gt=0, lt=1, description="Share of the weights (prune_l1) or channels (prune_structured) removed."
     )
+    finetune_epochs: int = Field(
+        0,
+        ge=0,
+        description="Epochs of Ray Train fine-tuning after prune_structured (train: settings; 0: none).",
+    )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")

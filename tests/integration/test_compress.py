@@ -1,5 +1,6 @@
-"""The compression stage on a real local Ray: a tiny digits run (one epoch) with a
-``compress:`` section compresses after evaluation; ``raydl compress RUN_DIR`` then runs
+"""The compression stage on a real local Ray: a tiny digits run (two epochs) with a
+``compress:`` section compresses after evaluation (a structurally pruned candidate
+fine-tuned for one epoch on Ray Train); ``raydl compress RUN_DIR`` then runs
 the stage again with overrides, and the selected model is what Predictor.from_run serves.
 No accuracy is claimed here (benchmarks/compression.py measures that)."""
 
@@ -34,12 +35,25 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
             "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
             "model": {"arch": "mlp", "params": {"hidden": [64]}},
             "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 2, "batch_size": 64},
-            "compress": {"techniques": ["dynamic_int8", "onnx"], "measure": QUICK},
+            "compress": {
+                "techniques": ["dynamic_int8", "onnx", "prune_structured"],
+                "finetune_epochs": 1,
+                "measure": QUICK,
+            },
         }
     )
     run_dir = raydl.run(spec, runs_root=runs).run_dir
     first = json.loads((run_dir / "compress" / "candidates.json").read_text())
-    assert [r["name"] for r in first["candidates"]] == ["original", "dynamic_int8", "onnx"]
+    names = [r["name"] for r in first["candidates"]]
+    assert names == ["original", "dynamic_int8", "onnx", "prune_structured", "prune_structured+ft"]
+    pruned, tuned = first["candidates"][3:]
+    # half the hidden neurons: the first layer's weights and the head's inputs halve
+    assert pruned["params"] < first["candidates"][0]["params"] / 1.8 and tuned["params"] == pruned["params"]
+    assert tuned["finetune_epochs"] == 1 and tuned["recipe"] == pruned["recipe"]
+    # the fine-tune ran on Ray Train through the training loop, beside (not over) the run
+    log = (run_dir / "compress" / "finetune" / "prune_structured" / "metrics.jsonl").read_text()
+    assert len(log.splitlines()) == 1 and "val_accuracy" in log
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     assert first["test_rows"] == json.loads((run_dir / "metrics.json").read_text())["n"]
     original = first["candidates"][0]
     # the original, measured through the Predictor, scores what evaluation scored
