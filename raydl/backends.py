@@ -18,13 +18,20 @@ use (written by the compression stage when it selects one; absent until then):
     {"format": "torch" | "torch-int8" | "onnx",
      "files": {...},          # paths relative to model/, by format:
                               #   torch:      {"config": "model.json", "weights": "model.safetensors"}
-                              #   torch-int8: {"module": "model.int8.pt"}  (a whole pickled nn.Module)
-                              #   onnx:       {"onnx": "model.onnx"}       (input "x", first output = logits)
+                              #   torch-int8: {"config": "model.json", "weights": "model.int8.pt"}
+                              #               (a state dict, read with torch.load(weights_only=True))
+                              #   onnx:       {"onnx": "model.onnx"}       (input "x", first output = logits;
+                              #               its weights beside it in model.onnx.data)
+     "recipe": {...},         # torch formats: what turns the architecture of model.json into the
+                              # saved one before its weights load (see apply_recipe), e.g.
+                              # {"quantize": "dynamic_int8"} or {"dtype": "float16"}
      "source": "checkpoints/best",   # where it came from (informational)
      "metrics": {...}}               # its test metrics (informational)
 
 ``Predictor.from_run(run, model="selected")`` loads it, or the best checkpoint when
-there is no ``model/selected.json``. Nothing here imports Ray.
+there is no ``model/selected.json``. No pickled module is ever loaded: a model is rebuilt
+from its config, the recipe re-applied, and only then are its weights read. Nothing here
+imports Ray.
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ from raydl.errors import RaydlError
 
 SELECTED = "selected.json"
 FORMATS = ("torch", "torch-int8", "onnx")
+RECIPE_KEYS = ("quantize", "dtype", "shapes")
+DTYPES = ("float16", "bfloat16")
+# the module types dynamic int8 replaces by their quantized versions
+DYNAMIC_INT8_TYPES = ("Linear", "LSTM", "GRU")
 
 
 class Backend(Protocol):
@@ -58,7 +69,10 @@ class TorchBackend:
         self.model, self.task = model.eval(), task
         self._torch = torch
         self.own_objective = objectives.has_own_objective(model)  # answers with per-row scores
-        self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        first = next(iter(model.parameters()), None)
+        self.device = first.device if first is not None else torch.device("cpu")
+        # half-precision weights take half-precision input (floating input only: token ids stay)
+        self.dtype = first.dtype if first is not None and first.is_floating_point() else None
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
@@ -66,6 +80,8 @@ class TorchBackend:
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+            if self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype:
+                t = t.to(self.dtype)
             if self.own_objective:
                 scores = objectives.row_objective(self.model, t)
                 return {k: v.double().cpu().numpy() for k, v in scores.items()}
@@ -81,29 +97,34 @@ class TorchBackend:
 class OnnxBackend:
     """An ONNX model on onnxruntime's CPU provider (classification or regression)."""
 
-    def __init__(self, path: Path, task: str) -> None:
+    def __init__(self, path: Path, task: str, threads: int | None = None) -> None:
         if task not in ("classification", "regression"):
             raise RaydlError(f"{path}: an ONNX model serves classification or regression, not {task}")
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise RaydlError(f"{path}: an ONNX model needs onnxruntime (pip install onnxruntime)") from None
-        self.path, self.task = path, task
-        self._open(path.read_bytes())
+        self.path, self.task, self.threads = path, task, threads
+        self._open(_onnx_bytes(path))
 
     def _open(self, model: bytes) -> None:
         import onnxruntime as ort
 
         self.model = model
-        self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
     # a session does not pickle: batch inference ships the model's bytes to its actors
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "task": self.task, "model": self.model}
+        return {"path": self.path, "task": self.task, "model": self.model, "threads": self.threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path, self.task = state["path"], state["task"]
+        self.path, self.task, self.threads = state["path"], state["task"], state.get("threads")
         self._open(state["model"])
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -128,17 +149,34 @@ def read_selected(model_dir: Path) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise RaydlError(f"{path}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     files = selected.get("files") or {}
-    needed = {"torch": ("config", "weights"), "torch-int8": ("module",), "onnx": ("onnx",)}[fmt]
+    needed = {"torch": ("config", "weights"), "torch-int8": ("config", "weights"), "onnx": ("onnx",)}[fmt]
     for key in needed:
         if key not in files:
             raise RaydlError(f"{path}: a {fmt} model names files.{key}")
         if not (model_dir / files[key]).is_file():
             raise RaydlError(f"{path}: files.{key} is {files[key]!r}, which is not in {model_dir}")
+    recipe = selected.get("recipe") or {}
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if (
+        unknown
+        or recipe.get("dtype", "float16") not in DTYPES
+        or recipe.get("quantize", "dynamic_int8") != "dynamic_int8"
+    ):
+        raise RaydlError(
+            f"{path}: recipe must hold quantize: dynamic_int8 and/or dtype: {'|'.join(DTYPES)}, got {recipe}"
+        )
+    if fmt == "torch-int8" and recipe.get("quantize") != "dynamic_int8":
+        raise RaydlError(f"{path}: a torch-int8 model names its recipe (quantize: dynamic_int8)")
     return selected
 
 
 def write_selected(
-    model_dir: Path, fmt: str, files: dict[str, str], source: str, metrics: dict[str, Any] | None = None
+    model_dir: Path,
+    fmt: str,
+    files: dict[str, str],
+    source: str,
+    metrics: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model/selected.json`` (the compression stage's choice): ``files`` are paths
     relative to ``model_dir`` that must already be there.
@@ -148,7 +186,7 @@ def write_selected(
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / SELECTED
-    body = {"format": fmt, "files": files, "source": source, "metrics": metrics or {}}
+    body = {"format": fmt, "files": files, "recipe": recipe or {}, "source": source, "metrics": metrics or {}}
     path.write_text(json.dumps(body, indent=2) + "\n")
     read_selected(model_dir)  # the same checks a reader makes
     return path
@@ -156,20 +194,17 @@ def write_selected(
 
 def load_backend(where: Path, task: str) -> tuple[Backend, dict[str, Any]]:
     """The backend of a model: a checkpoint folder (``model.json`` + weights), a folder
-    with ``selected.json``, an ``.onnx`` file, or a whole pickled torch module (``.pt``).
-    Returns it with a description ``{"format", "path"}``.
+    with ``selected.json``, or an ``.onnx`` file. Returns it with a description
+    ``{"format", "path"}``.
 
     Raises:
         RaydlError: nothing loadable there.
     """
     if where.is_dir() and (where / SELECTED).is_file():
         selected = read_selected(where)
-        fmt, files = selected["format"], selected["files"]
-        if fmt == "torch":
-            backend, path = _checkpoint(where, task, files["config"], files["weights"]), where
-        elif fmt == "torch-int8":
-            path = where / files["module"]
-            backend = _module(path, task)
+        fmt, files, recipe = selected["format"], selected["files"], selected.get("recipe") or {}
+        if fmt in ("torch", "torch-int8"):
+            backend, path = _checkpoint(where, task, files["config"], files["weights"], recipe), where
         else:
             path = where / files["onnx"]
             backend = OnnxBackend(path, task)
@@ -178,26 +213,71 @@ def load_backend(where: Path, task: str) -> tuple[Backend, dict[str, Any]]:
         return _checkpoint(where, task), {"format": "torch", "path": str(where)}
     if where.is_file() and where.suffix == ".onnx":
         return OnnxBackend(where, task), {"format": "onnx", "path": str(where)}
-    if where.is_file() and where.suffix in (".pt", ".pth"):
-        return _module(where, task), {"format": "torch-int8", "path": str(where)}
     raise RaydlError(
-        f"{where}: not a model: expected a checkpoint folder (model.json), a folder with {SELECTED}, "
-        "an .onnx file or a torch module (.pt)"
+        f"{where}: not a model: expected a checkpoint folder (model.json), a folder with {SELECTED} "
+        "or an .onnx file (whole pickled torch modules are not loaded: they can run any code)"
     )
 
 
-def _checkpoint(
-    d: Path, task: str, config: str = "model.json", weights: str = "model.safetensors"
-) -> Backend:
-    from raydl.train.checkpoint import load_model_dir
-
-    return TorchBackend(load_model_dir(d, config=config, weights=weights), task)
-
-
-def _module(path: Path, task: str) -> Backend:
+def apply_recipe(model: Any, recipe: dict[str, Any]) -> Any:
+    """The architecture a recipe describes, from the fp32 model (weights kept): dynamic
+    int8 replaces Linear/LSTM/GRU by their quantized versions, ``dtype`` casts the weights.
+    The compression stage builds its candidates with this same function, so a saved
+    model loads into exactly the modules it was measured as."""
     import torch
 
-    module = torch.load(path, weights_only=False, map_location="cpu")  # a whole module, the run's own
-    if not isinstance(module, torch.nn.Module):
-        raise RaydlError(f"{path}: holds a {type(module).__name__}, not a torch module")
-    return TorchBackend(module, task)
+    if "shapes" in recipe:
+        from raydl.models.resize import resize
+
+        resize(model, recipe["shapes"])
+    if recipe.get("quantize") == "dynamic_int8":
+        types = {getattr(torch.nn, t) for t in DYNAMIC_INT8_TYPES}
+        # torch.ao.quantization is deprecated in 2.13 but is still the fast CPU int8 path
+        # without torch.compile (MACHINE-NOTES: torchao's dynamic int8 ran 25x slower)
+        model = torch.ao.quantization.quantize_dynamic(model.eval(), types, dtype=torch.qint8)
+    if "dtype" in recipe:
+        model = model.to(getattr(torch, recipe["dtype"]))
+    return model.eval()
+
+
+def _checkpoint(
+    d: Path,
+    task: str,
+    config: str = "model.json",
+    weights: str = "model.safetensors",
+    recipe: dict[str, Any] | None = None,
+) -> Backend:
+    import torch
+
+    from raydl.train.checkpoint import build_from_config, load_model_dir
+
+    if not recipe:
+        return TorchBackend(load_model_dir(d, config=config, weights=weights), task)
+    model = apply_recipe(build_from_config(json.loads((d / config).read_text())), recipe)
+    if weights.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(str(d / weights))
+    else:
+        import pickle
+
+        # a state dict of tensors (quantized ones too): weights_only refuses anything else
+        try:
+            state = torch.load(d / weights, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0]
+            raise RaydlError(
+                f"{d / weights}: not a state dict of tensors, refused unread ({first})"
+            ) from None
+    model.load_state_dict(state)
+    return TorchBackend(model.eval(), task)
+
+
+def _onnx_bytes(path: Path) -> bytes:
+    """The model with its external weights (``model.onnx.data``) folded in, so that the
+    session can be shipped to Ray actors as one blob."""
+    if not (path.parent / (path.name + ".data")).exists():
+        return path.read_bytes()
+    import onnx
+
+    return onnx.load(str(path), load_external_data=True).SerializeToString()

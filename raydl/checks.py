@@ -182,6 +182,7 @@ def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
     problems += _check_augment(spec)
     problems += _check_metrics(spec)
     problems += _check_tune(spec)
+    problems += _check_compress(spec)
     problems += requirements_problems(train)
     if local_paths:
         problems += check_paths(spec)
@@ -214,6 +215,42 @@ def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
         problems.append(
             f"train.scheduler.warmup_epochs: must be less than train.epochs ({train.epochs}), "
             f"got {train.scheduler.warmup_epochs}"
+        )
+    return problems
+
+
+# models scored by their own per-row objective: no logits or values to compare candidates on
+_OWN_OBJECTIVE_ARCHS = ("vae",)
+
+
+def compress_metric(task: str, metric: str | None) -> str:
+    """The test metric the compression gate compares: the spec's, else the task's first."""
+    return metric or ("accuracy" if task == "classification" else "rmse")
+
+
+def _check_compress(spec: JobSpec) -> list[str]:
+    """``compress:`` fits the task and model: candidates are compared on a labelled test
+    metric, which language models and VAEs do not have."""
+    c = spec.compress
+    if c is None:
+        return []
+    task = spec.data.task
+    if task not in ("classification", "regression"):
+        return [f"compress: compresses classification and regression models; data.task is {task}"]
+    if spec.model.arch in _OWN_OBJECTIVE_ARCHS:
+        return [
+            f"compress: model.arch {spec.model.arch!r} scores its own objective, not labels; remove compress"
+        ]
+    problems = []
+    if len(set(c.techniques)) != len(c.techniques):
+        problems.append(f"compress.techniques: each technique once, got {c.techniques}")
+    metric = compress_metric(task, c.select.metric)
+    info = METRICS.info(metric) if metric in METRICS else None
+    if info is None or not info.scalar or task not in info.tasks:
+        allowed = [m for m in METRICS.names() if METRICS.info(m).scalar and task in METRICS.info(m).tasks]
+        problems.append(
+            f"compress.select.metric: {did_you_mean(metric, allowed)}a scalar {task} test metric, "
+            f"one of {', '.join(allowed)}; got {metric!r}"
         )
     return problems
 
@@ -505,7 +542,6 @@ def _relative(path: str) -> str:
 # What this version does not do yet: (dotted path, is it asked for?) on the *raw* spec, so
 # these are reported together with the schema's own problems, before Ray starts.
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
-    ("compress", lambda v: v is not None),
     ("serve", lambda v: v is not None),
 ]
 

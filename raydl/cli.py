@@ -181,6 +181,28 @@ def evaluate(
 
 
 @app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.", show_default=False)],
+    overrides: Overrides = None,
+    verbose: Verbose = False,
+) -> None:
+    """Build, measure and gate compressed candidates of a run's best model; the selected
+    one is written to RUN_DIR/model/ (what predict and serve load)."""
+    from raydl.pipeline import compress_run
+    from raydl.progress import Display
+
+    _setup_logging(verbose)
+    with _interruptible():
+        result = compress_run(run_dir, overrides, display=Display(console), verbose=verbose)
+    selected = result["selected"]
+    console.print(
+        f"selected: {selected} → {Path(run_dir) / 'model'}"
+        if selected
+        else "no candidate passed the gate: the best checkpoint stays the served model"
+    )
+
+
+@app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
     input: Annotated[

@@ -1,5 +1,5 @@
 """Runs the stages of a job in order over a run directory:
-data → train → evaluate (tune, compress and serve come later)."""
+data → train (or tune) → evaluate → compress (when the spec has ``compress:``)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,14 @@ def _train_and_evaluate(
             )
             metrics["cross_validation"] = cross_validate(spec, prepared, run_dir)["metrics"]
         run_dir.write_json(run_dir.metrics, metrics)
+        if spec.compress is not None:
+            from raydl.compress.stage import compress, test_arrays
+
+            sel = spec.compress.select
+            gate = f"gate: metric drop <= {sel.max_metric_drop}, prefer {sel.prefer}"
+            display.stage("compress", ", ".join(spec.compress.techniques) + f"; {gate}")
+            x, y = test_arrays(prepared.datasets["test"])
+            compress(spec, run_dir, pre, x, y, display, prepared)
     from raydl.report import build_report
 
     build_report(run_dir.path)
@@ -259,3 +267,20 @@ def evaluate_run(
         )
     display.metrics(metrics, spec.data.task)
     return metrics
+
+
+def compress_run(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    display: Display | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """``raydl compress RUN_DIR``: see :func:`raydl.compress.stage.compress_run`; the
+    report is rebuilt with the compression section."""
+    from raydl.compress.stage import compress_run as run_stage
+    from raydl.report import build_report
+
+    result = run_stage(path, overrides, display=display, verbose=verbose)
+    build_report(path)
+    return result

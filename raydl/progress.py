@@ -35,6 +35,10 @@ class Display:
         if not self.quiet:
             self.console.print(*args, **kwargs)
 
+    def show(self, renderable: Any) -> None:
+        """A table (or any rich renderable) a stage prints at its end."""
+        self._print(renderable)
+
     def start(self, spec: JobSpec, path: Path) -> None:
         self._print(f"[bold]raydl[/] run [cyan]{spec.name}[/] → {path}")
 

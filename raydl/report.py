@@ -255,6 +255,9 @@ def build_report(path: str | Path) -> Path:
         rows = [{"metric": k, "mean": v["mean"], "std": v["std"]} for k, v in cv["metrics"].items()]
         body = _table(rows) + "<h3>folds</h3>" + _table(cv["per_fold"])
         sections.append(_section("cross-validation", f"Cross-validation ({cv['folds']} folds)", body))
+    compression = run.path / "compress" / "section.html"  # written by raydl.compress.plot
+    if compression.is_file():
+        sections.append(_section("compression", "Compression", compression.read_text()))
 
     title = html.escape(run.path.name)
     page = (

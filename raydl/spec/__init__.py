@@ -33,7 +33,7 @@ from raydl.spec.augment import (
 )
 from raydl.spec.base import Section, registered
 from raydl.spec.cluster import ClusterSpec, HeadSpec, WorkerGroupSpec
-from raydl.spec.compress import CompressSpec, DistillSpec, PruneSpec, SelectSpec
+from raydl.spec.compress import CompressSpec, MeasureSpec, SelectSpec
 from raydl.spec.data import (
     BuiltinSource,
     CleanSpec,
@@ -83,7 +83,7 @@ __all__ = [
     "CutMixAug",
     "CutoutAug",
     "DataSpec",
-    "DistillSpec",
+    "MeasureSpec",
     "EarlyStoppingSpec",
     "EvaluateSpec",
     "FeatureSpec",
@@ -103,7 +103,6 @@ __all__ = [
     "OptimizerSpec",
     "OutlierSpec",
     "PretrainedSpec",
-    "PruneSpec",
     "RandomDeletionAug",
     "RandomInsertionAug",
     "RandomSwapAug",

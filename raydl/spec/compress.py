@@ -1,5 +1,5 @@
-"""``compress:``: pruning, quantization, distillation and export of the trained model
-(described and validated; refused at run time by this version)."""
+"""``compress:``: the candidates built from the trained model, how each is measured, and
+the rule that selects the one serving uses."""
 
 from __future__ import annotations
 
@@ -8,35 +8,57 @@ from typing import Literal
 from pydantic import Field
 
 from raydl.spec.base import Section
-from raydl.spec.model import ModelSpec
 
-
-class DistillSpec(Section):
-    student: ModelSpec = Field(description="The smaller model trained on the teacher's outputs.")
-    temperature: float = Field(
-        4.0, gt=0, description="Softmax temperature of the teacher's and student's logits."
-    )
-    alpha: float = Field(
-        0.7, ge=0, le=1, description="Weight of the distillation loss (1 - alpha: the label loss)."
-    )
+# The techniques this version builds (one candidate each, beside the original fp32 model).
+Technique = Literal["dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8", "prune_l1", "prune_structured"]
+DEFAULT_TECHNIQUES: list[Technique] = ["dynamic_int8", "onnx", "onnx_int8"]
 
 
 class SelectSpec(Section):
-    max_accuracy_drop: float = Field(
-        0.01, ge=0, description="Largest test-accuracy loss a compressed candidate may have."
+    metric: str | None = Field(
+        None,
+        description="Test metric the gate compares (default: accuracy, or rmse for regression).",
+    )
+    max_metric_drop: float = Field(
+        0.01,
+        ge=0,
+        description="Largest loss of the metric a candidate may have (absolute: 0.01 = 1 point of accuracy).",
     )
     prefer: Literal["latency", "size"] = Field(
-        "latency", description="Among the candidates within the drop, the fastest or the smallest."
+        "latency", description="Among the candidates that pass, the fastest at batch 1 or the smallest file."
+    )
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="A candidate slower than this p50 latency at batch 1 (ms) fails the gate."
     )
 
 
-class PruneSpec(Section):
-    amount: float = Field(gt=0, lt=1, description="Share of the channels/weights removed.")
+class MeasureSpec(Section):
+    threads: int = Field(1, ge=1, description="torch and onnxruntime intra-op threads while measuring.")
+    warmup: int = Field(10, ge=0, description="Untimed calls before each latency/throughput measurement.")
+    repetitions: int = Field(100, ge=1, description="Timed batch-1 calls per candidate (p50/p95 over them).")
+    throughput_batches: int = Field(
+        20, ge=1, description="Timed calls at the throughput batch size per candidate."
+    )
+    batch_size: int = Field(64, ge=1, description="Batch size of the throughput measurement.")
 
 
 class CompressSpec(Section):
-    prune: PruneSpec | None = Field(None, description="Structured pruning.")
-    quantize: Literal["dynamic_int8", "static_int8"] | None = Field(None, description="Int8 quantization.")
-    distill: DistillSpec | None = Field(None, description="Knowledge distillation into a student model.")
-    export: Literal["onnx"] | None = Field(None, description="Export format of the selected model.")
+    techniques: list[Technique] = Field(
+        default_factory=lambda: list(DEFAULT_TECHNIQUES),
+        min_length=1,
+        description=(
+            "Candidates built from the trained fp32 model: dynamic_int8 (torch int8 Linear/LSTM), "
+            "fp16/bf16 (half-precision weights), onnx (onnxruntime fp32), onnx_int8 (onnxruntime int8), "
+            "prune_l1 (smallest weights zeroed), prune_structured (channels/neurons removed, Torch-Pruning)."
+        ),
+    )
+    prune_amount: float = Field(
+        0.5, gt=0, lt=1, description="Share of the weights (prune_l1) or channels (prune_structured) removed."
+    )
+    finetune_epochs: int = Field(
+        0,
+        ge=0,
+        description="Epochs of Ray Train fine-tuning after prune_structured (train: settings; 0: none).",
+    )
+    measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")

@@ -73,12 +73,16 @@ def load_model_dir(
     """Rebuild the model from a checkpoint directory (its ``config`` and ``weights``
     files), in eval mode."""
     d = Path(directory)
-    cfg = json.loads((d / config).read_text())
-    model = build_model(
-        cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"], cfg.get("data_info")
-    )
+    model = build_from_config(json.loads((d / config).read_text()))
     model.load_state_dict(load_file(str(d / weights), device=device))
     return model.to(device).eval()
+
+
+def build_from_config(cfg: dict[str, Any]) -> nn.Module:
+    """The untrained architecture a ``model.json`` describes."""
+    return build_model(
+        cfg["arch"], tuple(cfg["input_shape"]), cfg["num_outputs"], cfg["params"], cfg.get("data_info")
+    )
 
 
 def load_train_state(directory: str | Path, model: nn.Module, optimizer, scheduler, scaler) -> dict[str, Any]:

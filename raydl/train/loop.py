@@ -23,6 +23,7 @@ import torch.distributed as dist
 from raydl.catalog import metric_mode
 from raydl.data.augment import build_augment
 from raydl.models import build_model
+from raydl.models.resize import resize
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import accumulation, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
@@ -206,6 +207,8 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
         transfer.builder_params(spec.model),
         config["model_config"].get("data_info"),
     )
+    if config.get("shapes"):  # a structurally pruned model, fine-tuned from its weights
+        resize(model, config["shapes"])
     transfer.load_weights(model, spec.model)
     transfer.freeze(model, spec.model.pretrained.freeze)
     augment = build_augment(

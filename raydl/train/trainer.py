@@ -64,10 +64,17 @@ def _user_error(error: BaseException) -> RaydlError | None:
     return None
 
 
-def loop_config(spec: JobSpec, prepared: PreparedData, progress: Queue | None = None) -> dict[str, Any]:
-    """What the training loop is given: the resolved spec and the data facts."""
+def loop_config(
+    spec: JobSpec,
+    prepared: PreparedData,
+    progress: Queue | None = None,
+    shapes: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """What the training loop is given: the resolved spec and the data facts (and, to
+    fine-tune a structurally pruned model, the pruned tensor shapes)."""
     pre = prepared.preprocessor
     return {
+        "shapes": shapes or {},
         "spec": spec.model_dump(mode="json"),
         "input_shape": pre.input_shape,
         "num_outputs": pre.num_outputs,
@@ -87,6 +94,7 @@ def torch_trainer(
     name: str,
     progress: Queue | None = None,
     callbacks: list | None = None,
+    shapes: dict[str, list[int]] | None = None,
 ) -> TorchTrainer:
     """The TorchTrainer that runs the training loop of ``spec`` (also each search trial)."""
     t = spec.train
@@ -98,7 +106,7 @@ def torch_trainer(
         )
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(spec, prepared, progress),
+        train_loop_config=loop_config(spec, prepared, progress, shapes),
         scaling_config=ScalingConfig(
             num_workers=t.workers,
             use_gpu=t.use_gpu,
@@ -141,8 +149,11 @@ def fit(
     prepared: PreparedData,
     run: RunDir,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    shapes: dict[str, list[int]] | None = None,
 ) -> TrainResult:
     """Train on Ray Train; every epoch's metrics go to ``metrics.jsonl`` and ``on_epoch``.
+    ``shapes``: the tensor shapes of a structurally pruned model of ``spec.model`` (the
+    compression stage's fine-tune; its weights come from ``model.pretrained.path``).
 
     Raises:
         RaydlError: a worker failed on the user's input (e.g. a model that cannot be built).
@@ -150,7 +161,7 @@ def fit(
     metric = spec.train.checkpoint.metric
     mode = metric_mode(metric, spec.train.checkpoint.mode)
     progress = Queue(actor_options={"num_cpus": 0})
-    trainer = torch_trainer(spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress)
+    trainer = torch_trainer(spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress, shapes=shapes)
 
     # The loop's rank 0 puts each epoch's metrics on a queue; a thread here writes them
     # to metrics.jsonl and the progress display while fit() blocks.

@@ -3,8 +3,10 @@ column kind, fills and clip bounds, renamed columns, images as bytes / base64 / 
 bad rows named (row, field, value), the model/ contract."""
 
 import base64
+import copy
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ import torch
 from PIL import Image
 
 import raydl
-from raydl.backends import TorchBackend, write_selected
+from raydl.backends import TorchBackend, apply_recipe, write_selected
 from raydl.data import rows
 from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError, RequestError
@@ -180,11 +182,15 @@ def test_the_selected_model_contract_swaps_the_backend_behind_the_same_path(tmp_
         "required": True,
     }
 
-    # the compression stage writes model/ (here: dynamic int8 of the same MLP)
-    int8 = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    (tmp_path / "run" / "model").mkdir()
-    torch.save(int8, tmp_path / "run" / "model" / "model.int8.pt")
-    write_selected(tmp_path / "run" / "model", "torch-int8", {"module": "model.int8.pt"}, "checkpoints/best")
+    # the compression stage writes model/ (here: dynamic int8 of the same MLP, as a state
+    # dict and the recipe that rebuilds its modules: no pickled module)
+    int8 = apply_recipe(copy.deepcopy(model), {"quantize": "dynamic_int8"})
+    model_dir = tmp_path / "run" / "model"
+    model_dir.mkdir()
+    torch.save(int8.state_dict(), model_dir / "model.int8.pt")
+    shutil.copyfile(tmp_path / "run" / "checkpoints" / "best" / "model.json", model_dir / "model.json")
+    files = {"config": "model.json", "weights": "model.int8.pt"}
+    write_selected(model_dir, "torch-int8", files, "checkpoints/best", recipe={"quantize": "dynamic_int8"})
     selected = Predictor.from_run(run)
     assert selected.model["format"] == "torch-int8"
     a, b = best.predict(frame, unknown="ignore"), selected.predict(frame, unknown="ignore")

@@ -1,0 +1,104 @@
+"""The compression stage on a real local Ray: a tiny digits run (two epochs) with a
+``compress:`` section compresses after evaluation (a structurally pruned candidate
+fine-tuned for one epoch on Ray Train); ``raydl compress RUN_DIR`` then runs
+the stage again with overrides, and the selected model is what Predictor.from_run serves.
+No accuracy is claimed here (benchmarks/compression.py measures that)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sklearn.datasets
+from typer.testing import CliRunner
+
+import raydl
+from raydl.cli import app
+from raydl.spec import validate_spec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+QUICK = {"warmup": 2, "repetitions": 10, "throughput_batches": 2}
+
+
+def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(ray_cluster, runs):
+    spec = validate_spec(
+        {
+            "name": "digits-compress",
+            "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
+            "model": {"arch": "mlp", "params": {"hidden": [64]}},
+            "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 2, "batch_size": 64},
+            "compress": {
+                "techniques": ["dynamic_int8", "onnx", "prune_structured"],
+                "finetune_epochs": 1,
+                "measure": QUICK,
+            },
+        }
+    )
+    run_dir = raydl.run(spec, runs_root=runs).run_dir
+    first = json.loads((run_dir / "compress" / "candidates.json").read_text())
+    names = [r["name"] for r in first["candidates"]]
+    assert names == ["original", "dynamic_int8", "onnx", "prune_structured", "prune_structured+ft"]
+    pruned, tuned = first["candidates"][3:]
+    # half the hidden neurons: the first layer's weights and the head's inputs halve
+    assert pruned["params"] < first["candidates"][0]["params"] / 1.8 and tuned["params"] == pruned["params"]
+    assert tuned["finetune_epochs"] == 1 and tuned["recipe"] == pruned["recipe"]
+    # the fine-tune ran on Ray Train through the training loop, beside (not over) the run
+    log = (run_dir / "compress" / "finetune" / "prune_structured" / "metrics.jsonl").read_text()
+    assert len(log.splitlines()) == 1 and "val_accuracy" in log
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert first["test_rows"] == json.loads((run_dir / "metrics.json").read_text())["n"]
+    original = first["candidates"][0]
+    # the original, measured through the Predictor, scores what evaluation scored
+    assert original["metrics"]["accuracy"] == pytest.approx(
+        json.loads((run_dir / "metrics.json").read_text())["accuracy"]
+    )
+    assert 'id="compression"' in (run_dir / "report.html").read_text()
+
+    # again from the command line, with overrides: a gate only the original can pass
+    result = CliRunner().invoke(
+        app,
+        [
+            "compress",
+            str(run_dir),
+            "compress.techniques=[onnx_int8, fp16]",
+            "compress.select.max_metric_drop=0.0",
+            "compress.select.prefer=size",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "compression candidates" in result.output and "selected:" in result.output
+    second = json.loads((run_dir / "compress" / "candidates.json").read_text())
+    rows = {r["name"]: r for r in second["candidates"]}
+    assert list(rows) == ["original", "onnx_int8", "fp16"]
+    chosen = second["selected"]
+    assert rows[chosen]["passed"] and all(r["drop"] <= 0.0 for r in rows.values() if r["passed"])
+    # a smaller candidate that lost accuracy is not chosen, and says why
+    for r in rows.values():
+        assert r["passed"] == (r["gate"] == "pass")
+        if not r["passed"]:
+            assert r["gate"].startswith("accuracy drop ")
+
+    served = raydl.Predictor.from_run(run_dir)
+    assert served.model["format"] == rows[chosen]["format"]
+    saved = np.load(run_dir / "predictions.npz")
+    images = sklearn.datasets.load_digits().images
+    answers = served.predict([{"x": images[i]} for i in saved["id"]])
+    accuracy = np.mean([a["label"] == int(t) for a, t in zip(answers, saved["y"])])
+    assert accuracy == pytest.approx(rows[chosen]["metrics"]["accuracy"])
+
+    # a bad override: one line and exit code 2, before Ray starts
+    bad = subprocess.run(
+        [sys.executable, "-m", "raydl.cli", "compress", str(run_dir), "compress.select.metric=rsme"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().startswith("error: compress.select.metric: ")
