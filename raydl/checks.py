@@ -506,7 +506,6 @@ def _relative(path: str) -> str:
 # these are reported together with the schema's own problems, before Ray starts.
 _UNIMPLEMENTED: list[tuple[str, Callable[[Any], bool]]] = [
     ("compress", lambda v: v is not None),
-    ("serve", lambda v: v is not None),
 ]
 
 

@@ -253,6 +253,51 @@ def predict(
         )
 
 
+@app.command("serve")
+def serve_run(
+    run_dir: Annotated[
+        str, typer.Argument(help="A run directory (a local path or URI), or a runs folder: its newest run.")
+    ],
+    host: Annotated[str, typer.Option("--host", help="Interface the HTTP proxy binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the HTTP proxy.")] = 8000,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Write a Ray Serve config file (for `serve deploy`) here and exit."),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Serve a run's model over HTTP on Ray Serve: /predict and the Open Inference Protocol v2,
+    as the run's `serve:` section says. Stops on Ctrl-C."""
+    import yaml
+
+    from raydl.checks import load_spec
+    from raydl.rundir import RunDir, is_uri
+    from raydl.serve.config import config_file
+    from raydl.serve.source import local_run_dir
+    from raydl.spec.serve import ServeSpec
+
+    _setup_logging(verbose)
+    local = local_run_dir(run_dir)
+    job = load_spec(RunDir.open(local).spec, local_paths=False)  # its data need not be here
+    spec = job.serve or ServeSpec()
+    where = run_dir if is_uri(run_dir) else str(Path(run_dir).resolve())
+    if config is not None:
+        config.write_text(
+            yaml.safe_dump(config_file(spec, where, name=job.name, host=host, port=port), sort_keys=False)
+        )
+        console.print(f"[green]wrote[/] {config}  (deploy it with: serve deploy {config})")
+        return
+    from raydl.runtime import connect
+    from raydl.serve.launch import start, wait_forever
+
+    with _interruptible(), connect(job, verbose):
+        url = start(where, spec, name=job.name, host=host, port=port)
+        console.print(
+            f"[green]serving[/] {job.name} ({local.name}) at {url}  (Ctrl-C stops)", highlight=False
+        )
+        wait_forever()
+
+
 Address = Annotated[
     str,
     typer.Option(

@@ -234,6 +234,12 @@ class Predictor:
             return Collected(out, prepared.problems)
         return answers[0] if isinstance(batch, dict) and not isinstance(batch, Columns) else answers
 
+    def answer(self, outputs: dict[str, np.ndarray], *, top_k: int = TOP_K) -> list[dict[str, Any]]:
+        """The backend's outputs for preprocessed rows → one answer per row, as
+        :meth:`predict` gives them (a server that batches requests calls
+        :meth:`preprocess`, then one :meth:`forward` for the batch, then this per request)."""
+        return self._answers(self.postprocess(outputs), top_k)
+
     def predict_columns(
         self, batch: Any, *, unknown: str = "ignore"
     ) -> tuple[dict[str, np.ndarray], Prepared]:

@@ -1,0 +1,299 @@
+"""The model deployment: a run's :class:`~raydl.predict.Predictor` behind a FastAPI ingress
+on Ray Serve.
+
+Routes (under the application's route prefix):
+
+- ``POST /predict`` — ``{"instances": [row, ...]}`` or one row → ``{"predictions",
+  "model": {"name", "version", "run"}}``;
+- the Open Inference Protocol v2 (KServe, Triton, MLServer): ``GET /v2/health/live``,
+  ``/v2/health/ready``, ``GET /v2/models/{name}`` (inputs and outputs with datatypes and
+  shapes), ``POST /v2/models/{name}/infer``;
+- ``GET /healthz``, ``/metadata``, ``/drift``, and ``/docs`` + ``/openapi.json`` with the
+  run's real row schema.
+
+Requests are checked before they reach the model (:mod:`raydl.serve.protocol`): every bad
+one is a 4xx whose message names the row and the problem. Concurrent requests share one
+model call (``@serve.batch``); a prediction past ``request_timeout_s`` answers 504; a full
+queue answers 503 (or 429) from Serve's proxy, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve import Application
+
+from raydl.errors import RaydlError, RequestError
+from raydl.predict import Predictor
+from raydl.serve import protocol
+from raydl.serve.config import DEPLOYMENT, deployment_options
+from raydl.serve.drift import DriftMonitor, Reference
+from raydl.serve.metrics import ServeMetrics
+from raydl.serve.protocol import BadRequest
+from raydl.serve.source import local_run_dir
+from raydl.spec.serve import ServeSpec
+
+log = logging.getLogger(__name__)
+
+api = FastAPI(
+    title="raydl model server",
+    description="A raydl run's model: raydl's /predict and the Open Inference Protocol (v2) REST API.",
+)
+ERRORS = {
+    400: {"model": protocol.ErrorResponse, "description": "Malformed request."},
+    413: {"model": protocol.ErrorResponse, "description": "Request body too large."},
+    422: {"model": protocol.ErrorResponse, "description": "A row the model cannot use."},
+    504: {"model": protocol.ErrorResponse, "description": "The prediction took too long."},
+}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@serve.deployment(name=DEPLOYMENT)
+@serve.ingress(api)
+class ModelServer:
+    """One replica: the Predictor loaded once, its metrics and its drift window."""
+
+    def __init__(self, run_dir: str, serve_spec: dict[str, Any], job: str | None = None) -> None:
+        self.spec = ServeSpec.model_validate(serve_spec)
+        local = local_run_dir(run_dir, job)
+        self.predictor = Predictor.from_run(local, model=self.spec.model)
+        name = yaml.safe_load((local / "spec.yaml").read_text())["name"]
+        self.info = {"name": name, "version": local.name, "run": str(run_dir)}
+        if self.spec.batching.enabled:
+            self._batched.set_max_batch_size(self.spec.batching.max_batch_size)
+            self._batched.set_batch_wait_timeout_s(self.spec.batching.wait_s)
+        self.metrics = ServeMetrics(name, local.name)
+        report = (
+            json.loads((local / "data_report.json").read_text())
+            if (local / "data_report.json").is_file()
+            else {}
+        )
+        self.drift = DriftMonitor(
+            Reference.from_report(report, self.predictor.classes),
+            window=self.spec.drift.window,
+            p_value=self.spec.drift.p_value,
+            psi=self.spec.drift.psi,
+        )
+        schema = self.predictor.input_schema
+        # drift compares the data's own columns with the train statistics (by the spec's names)
+        self._drift_fields = {
+            f["name"]: f.get("spec_name", f["name"]) for f in schema["fields"] if f["kind"] == "number"
+        }
+        self.v2_specs = protocol.v2_output_specs(
+            self.predictor.task, self.predictor.classes, self.spec.threshold
+        )
+        _set_openapi(protocol.predict_request_schema(schema))
+
+    # ------------------------------------------------------------------ raydl's routes
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/metadata")
+    async def metadata(self) -> dict[str, Any]:
+        """The model, its run, what a row holds, the labels and how it is served."""
+        return {
+            "model": self.info,
+            "task": self.predictor.task,
+            "input_schema": self.predictor.input_schema,
+            "classes": self.predictor.classes,
+            "outputs": self.predictor.output_columns,
+            "selected": self.predictor.model,
+            "threshold": self.spec.threshold,
+            "batching": self.spec.batching.model_dump(),
+        }
+
+    @api.post("/predict", response_model=protocol.PredictResponse, responses=ERRORS, openapi_extra=_BODY)
+    async def predict(self, request: Request) -> Any:
+        """Answers for one row, or for ``{"instances": [rows]}``."""
+
+        async def answer() -> tuple[dict[str, Any], int]:
+            rows, _ = protocol.predict_rows(await self._json(request))
+            answers = await self._answers(rows)
+            return {"predictions": answers, "model": self.info}, len(rows)
+
+        return await self._handle("/predict", answer)
+
+    @api.get("/drift")
+    async def drift(self) -> dict[str, Any]:
+        """This replica's drift window against the training statistics."""
+        report = self.drift.report()
+        self.metrics.drift_score(report["score"], report["drift"])
+        return report
+
+    # ------------------------------------------------------------------ Open Inference Protocol v2
+    @api.get("/v2")
+    async def v2_server(self) -> dict[str, Any]:
+        return {"name": "raydl", "version": "2", "extensions": []}
+
+    @api.get("/v2/health/live")
+    async def v2_live(self) -> dict[str, bool]:
+        return {"live": True}
+
+    @api.get("/v2/health/ready")
+    async def v2_ready(self) -> dict[str, bool]:
+        return {"ready": True}
+
+    @api.get("/v2/models/{name}/ready")
+    async def v2_model_ready(self, name: str) -> Any:
+        return self._unknown_model(name) or {"name": name, "ready": True}
+
+    @api.get("/v2/models/{name}")
+    async def v2_model(self, name: str) -> Any:
+        return self._unknown_model(name) or protocol.v2_metadata(
+            self.info["name"], self.info["version"], self.predictor.input_schema, self.v2_specs
+        )
+
+    @api.post("/v2/models/{name}/infer", responses=ERRORS, openapi_extra=_BODY)
+    async def v2_infer(self, name: str, request: Request) -> Any:
+        """An inference request: one tensor per input field, the first dimension the rows."""
+        missing = self._unknown_model(name)
+        if missing:
+            return missing
+
+        async def answer() -> tuple[dict[str, Any], int]:
+            payload = await self._json(request)
+            rows = protocol.v2_rows(payload, self.predictor.input_schema)
+            answers = await self._answers(rows)
+            outputs = protocol.v2_outputs(
+                answers, self.v2_specs, self.predictor.classes, payload.get("outputs")
+            )
+            body = {
+                "model_name": self.info["name"],
+                "model_version": self.info["version"],
+                "outputs": outputs,
+            }
+            if isinstance(payload.get("id"), str):
+                body["id"] = payload["id"]
+            return body, len(rows)
+
+        return await self._handle("/v2/infer", answer)
+
+    # ------------------------------------------------------------------ the path
+    async def _json(self, request: Request) -> Any:
+        size = request.headers.get("content-length")
+        limit = self.spec.max_request_bytes
+        if size and size.isdigit() and int(size) > limit:  # refused before reading it
+            raise BadRequest(413, f"request body of {size} bytes is larger than the limit of {limit} bytes")
+        return protocol.parse_json(await request.body(), limit)
+
+    async def _handle(self, route: str, answer: Callable[[], Awaitable[tuple[dict[str, Any], int]]]) -> Any:
+        start = time.perf_counter()
+        rows: int | None = None
+        try:
+            body, rows = await answer()
+            status, response = 200, JSONResponse(body)
+        except BadRequest as e:
+            status, response = e.status, JSONResponse(e.body(), status_code=e.status)
+        except Exception as e:  # a bug, not the client's: answered, and the replica stays up
+            log.exception("%s failed", route)
+            status = 500
+            response = JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
+        self.metrics.request(route, status, (time.perf_counter() - start) * 1e3, rows)
+        return response
+
+    async def _answers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            prepared = self.predictor.preprocess(rows)
+        except RequestError as e:
+            raise BadRequest.from_request_error(e) from None
+        if prepared.problems:
+            raise BadRequest.from_request_error(RequestError(prepared.problems))
+        timeout = self.spec.request_timeout_s
+        try:
+            outputs = await asyncio.wait_for(self._forward(prepared.x), timeout)
+        except asyncio.TimeoutError:
+            raise BadRequest(
+                504, f"the prediction took longer than request_timeout_s ({timeout} s)"
+            ) from None
+        answers = self.predictor.answer(outputs)
+        abstained = protocol.apply_threshold(answers, self.spec.threshold)
+        labels = [a["label"] for a in answers if "label" in a]
+        self.metrics.answered(labels, abstained)
+        self._watch(rows, labels)
+        return answers
+
+    def _watch(self, rows: list[dict[str, Any]], labels: list[Any]) -> None:
+        numeric = {}
+        for field, spec_name in self._drift_fields.items():
+            values = np.asarray([_number(r.get(field)) for r in rows], np.float64)
+            numeric[spec_name] = values
+        self.drift.update(numeric, [x for x in labels if x != protocol.ABSTAIN])
+
+    async def _forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if self.spec.batching.enabled:
+            return await self._batched(x)
+        return await asyncio.to_thread(self.predictor.forward, x)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)  # set from the spec in __init__
+    async def _batched(self, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Concurrent requests' rows → one forward pass → each request's outputs."""
+        self.metrics.batch(len(xs))
+        # the model runs off the event loop, so requests keep arriving for the next batch
+        out = await asyncio.to_thread(self.predictor.forward, np.concatenate(xs))
+        cuts = np.cumsum([len(x) for x in xs])[:-1]
+        parts = {k: np.split(v, cuts) for k, v in out.items()}
+        return [{k: parts[k][i] for k in out} for i in range(len(xs))]
+
+    def _unknown_model(self, name: str) -> JSONResponse | None:
+        if name == self.info["name"]:
+            return None
+        return JSONResponse({"error": f"unknown model {name!r}; this server has {self.info['name']!r}"}, 404)
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _set_openapi(request_schema: dict[str, Any]) -> None:
+    """The OpenAPI document with the run's real row schema as ``/predict``'s request body."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            doc = get_openapi(title=api.title, version="2", description=api.description, routes=api.routes)
+            for path, item in doc["paths"].items():
+                if path.endswith("/predict") and "post" in item:
+                    item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
+            api.openapi_schema = doc
+        return api.openapi_schema
+
+    api.openapi_schema = None
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def application(run_dir: str, serve_spec: ServeSpec, *, job: str | None = None) -> Application:
+    """The Serve application for a run directory (a local path or URI; a runs folder: its
+    newest run of ``job``)."""
+    return ModelServer.options(**deployment_options(serve_spec)).bind(  # type: ignore[attr-defined]
+        str(run_dir), serve_spec.model_dump(mode="json"), job
+    )
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """The config file's ``import_path`` target: ``args`` as :func:`raydl.serve.config.build_args`
+    writes them (``run_dir``, ``job``, ``serve``).
+
+    Raises:
+        RaydlError: no ``run_dir``, or a ``serve`` section that does not validate.
+    """
+    if not args.get("run_dir"):
+        raise RaydlError("serve application: args.run_dir is required (a run directory or runs folder)")
+    try:
+        spec = ServeSpec.model_validate(args.get("serve") or {})
+    except ValueError as e:
+        raise RaydlError(f"serve application: args.serve: {e}") from None
+    return application(args["run_dir"], spec, job=args.get("job"))
