@@ -15,9 +15,10 @@ Requests are checked before they reach the model (:mod:`raydl.serve.protocol`): 
 one is a 4xx whose message names the row and the problem. Concurrent requests share one
 model call (``@serve.batch``); a prediction past ``request_timeout_s`` answers 504; a full
 queue answers 503 (or 429) from Serve's proxy, at once.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Serve pickles the deployment class by value,
+and FastAPI must see the route parameters' real types (``Request``), not their names.
+"""
 
 import asyncio
 import json
@@ -57,6 +58,29 @@ ERRORS = {
     504: {"model": protocol.ErrorResponse, "description": "The prediction took too long."},
 }
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _set_openapi(request_schema: dict[str, Any]) -> None:
+    """The OpenAPI document with the run's real row schema as ``/predict``'s request body."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            doc = get_openapi(title=api.title, version="2", description=api.description, routes=api.routes)
+            for path, item in doc["paths"].items():
+                if path.endswith("/predict") and "post" in item:
+                    item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
+            api.openapi_schema = doc
+        return api.openapi_schema
+
+    api.openapi_schema = None
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -204,12 +228,16 @@ class ModelServer:
         return response
 
     async def _answers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # a field that is not there at all: named here (preprocessing only sees gaps)
+        problems = protocol.missing_fields(rows, self.predictor.input_schema)
         try:
             prepared = self.predictor.preprocess(rows)
         except RequestError as e:
             raise BadRequest.from_request_error(e) from None
-        if prepared.problems:
-            raise BadRequest.from_request_error(RequestError(prepared.problems))
+        problems += prepared.problems
+        if problems:
+            problems.sort(key=lambda p: (p.row if p.row is not None else -1, p.field or ""))
+            raise BadRequest.from_request_error(RequestError(problems))
         timeout = self.spec.request_timeout_s
         try:
             outputs = await asyncio.wait_for(self._forward(prepared.x), timeout)
@@ -252,30 +280,7 @@ class ModelServer:
         return JSONResponse({"error": f"unknown model {name!r}; this server has {self.info['name']!r}"}, 404)
 
 
-def _number(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _set_openapi(request_schema: dict[str, Any]) -> None:
-    """The OpenAPI document with the run's real row schema as ``/predict``'s request body."""
-
-    def openapi() -> dict[str, Any]:
-        if api.openapi_schema is None:
-            doc = get_openapi(title=api.title, version="2", description=api.description, routes=api.routes)
-            for path, item in doc["paths"].items():
-                if path.endswith("/predict") and "post" in item:
-                    item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
-            api.openapi_schema = doc
-        return api.openapi_schema
-
-    api.openapi_schema = None
-    api.openapi = openapi  # type: ignore[method-assign]
-
-
-def application(run_dir: str, serve_spec: ServeSpec, *, job: str | None = None) -> Application:
+def application(run_dir: str, serve_spec: ServeSpec, *, job: str | None = None) -> "Application":
     """The Serve application for a run directory (a local path or URI; a runs folder: its
     newest run of ``job``)."""
     return ModelServer.options(**deployment_options(serve_spec)).bind(  # type: ignore[attr-defined]

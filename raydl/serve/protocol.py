@@ -177,6 +177,17 @@ def predict_rows(payload: Any) -> tuple[list[dict[str, Any]], bool]:
     return instances, False
 
 
+def missing_fields(rows: list[dict[str, Any]], input_schema: dict[str, Any]) -> list[RowProblem]:
+    """A problem per row that lacks a field training never filled."""
+    required = [f["name"] for f in input_schema["fields"] if f.get("required", True)]
+    return [
+        RowProblem(i, name, None, "missing field; the model needs it")
+        for i, row in enumerate(rows)
+        for name in required
+        if name not in row
+    ]
+
+
 def v2_rows(payload: Any, input_schema: dict[str, Any]) -> list[dict[str, Any]]:
     """An Open Inference Protocol v2 request's ``inputs`` (one tensor per field, the first
     dimension the rows) → Predictor rows.
