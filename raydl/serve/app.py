@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -48,10 +49,13 @@ from raydl.spec.serve import ServeSpec
 log = logging.getLogger(__name__)
 
 api = FastAPI(
+    openapi_url=None,  # served by the deployment, with the run's row schema
+    docs_url=None,
+    redoc_url=None,
     title="raydl model server",
     description="A raydl run's model: raydl's /predict and the Open Inference Protocol (v2) REST API.",
 )
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": protocol.ErrorResponse, "description": "Malformed request."},
     413: {"model": protocol.ErrorResponse, "description": "Request body too large."},
     422: {"model": protocol.ErrorResponse, "description": "A row the model cannot use."},
@@ -67,20 +71,13 @@ def _number(v: Any) -> float:
         return float("nan")
 
 
-def _set_openapi(request_schema: dict[str, Any]) -> None:
+def _openapi(app: FastAPI, request_schema: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI document with the run's real row schema as ``/predict``'s request body."""
-
-    def openapi() -> dict[str, Any]:
-        if api.openapi_schema is None:
-            doc = get_openapi(title=api.title, version="2", description=api.description, routes=api.routes)
-            for path, item in doc["paths"].items():
-                if path.endswith("/predict") and "post" in item:
-                    item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
-            api.openapi_schema = doc
-        return api.openapi_schema
-
-    api.openapi_schema = None
-    api.openapi = openapi  # type: ignore[method-assign]
+    doc = get_openapi(title=app.title, version="2", description=app.description, routes=app.routes)
+    for path, item in doc["paths"].items():
+        if path.endswith("/predict") and "post" in item:
+            item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
+    return doc
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -95,15 +92,16 @@ class ModelServer:
         name = yaml.safe_load((local / "spec.yaml").read_text())["name"]
         self.info = {"name": name, "version": local.name, "run": str(run_dir)}
         if self.spec.batching.enabled:
-            self._batched.set_max_batch_size(self.spec.batching.max_batch_size)
-            self._batched.set_batch_wait_timeout_s(self.spec.batching.wait_s)
+            batched: Any = self._batched  # @serve.batch's wrapper, not the plain method
+            batched.set_max_batch_size(self.spec.batching.max_batch_size)
+            batched.set_batch_wait_timeout_s(self.spec.batching.wait_s)
         self.metrics = ServeMetrics(name, local.name)
         report = (
             json.loads((local / "data_report.json").read_text())
             if (local / "data_report.json").is_file()
             else {}
         )
-        self.drift = DriftMonitor(
+        self.monitor = DriftMonitor(
             Reference.from_report(report, self.predictor.classes),
             window=self.spec.drift.window,
             p_value=self.spec.drift.p_value,
@@ -117,9 +115,22 @@ class ModelServer:
         self.v2_specs = protocol.v2_output_specs(
             self.predictor.task, self.predictor.classes, self.spec.threshold
         )
-        _set_openapi(protocol.predict_request_schema(schema))
+        self._request_schema = protocol.predict_request_schema(schema)
+        self._openapi_doc: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ raydl's routes
+    # (Serve serves a copy of ``api``, so the run's document is built per replica here)
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self, request: Request) -> dict[str, Any]:
+        if self._openapi_doc is None:
+            self._openapi_doc = _openapi(request.app, self._request_schema)
+        return self._openapi_doc
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self, request: Request) -> Any:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=api.title)
+
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
@@ -152,7 +163,7 @@ class ModelServer:
     @api.get("/drift")
     async def drift(self) -> dict[str, Any]:
         """This replica's drift window against the training statistics."""
-        report = self.drift.report()
+        report = self.monitor.report()
         self.metrics.drift_score(report["score"], report["drift"])
         return report
 
@@ -257,7 +268,7 @@ class ModelServer:
         for field, spec_name in self._drift_fields.items():
             values = np.asarray([_number(r.get(field)) for r in rows], np.float64)
             numeric[spec_name] = values
-        self.drift.update(numeric, [x for x in labels if x != protocol.ABSTAIN])
+        self.monitor.update(numeric, [x for x in labels if x != protocol.ABSTAIN])
 
     async def _forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.spec.batching.enabled:

@@ -100,11 +100,11 @@ class DriftMonitor:
     def __init__(self, reference: Reference, *, window: int = 500, p_value: float = 0.001, psi: float = 0.25):
         self.reference = reference
         self.window, self.p_value, self.psi_limit = window, p_value, psi
-        self._numeric = {name: deque(maxlen=window) for name in reference.numeric}
-        self._labels: deque = deque(maxlen=window)
+        self._numeric: dict[str, deque[float]] = {name: deque(maxlen=window) for name in reference.numeric}
+        self._labels: deque[str] = deque(maxlen=window)
         self._lock = threading.Lock()
 
-    def update(self, numeric: Mapping[str, Sequence[float]], labels: Sequence[Any]) -> None:
+    def update(self, numeric: Mapping[str, Any], labels: Sequence[Any]) -> None:
         """Add answered rows: their numeric feature values (by feature name) and predicted labels."""
         with self._lock:
             for name, values in numeric.items():

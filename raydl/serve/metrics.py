@@ -14,8 +14,12 @@ from ray.serve import metrics
 
 log = logging.getLogger("raydl.serve.requests")
 
-LATENCY_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
-BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+LATENCY_MS: list[float] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+BATCH_SIZES: list[float] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+def _keys(*names: str) -> Any:
+    return tuple(names)  # Ray annotates tag_keys as tuple[str]: any length works
 
 
 class ServeMetrics:
@@ -27,31 +31,33 @@ class ServeMetrics:
         self.requests = metrics.Counter(
             "raydl_requests",
             description="Requests by route and HTTP status.",
-            tag_keys=(*keys, "route", "status"),
+            tag_keys=_keys(*keys, "route", "status"),
         )
         self.latency = metrics.Histogram(
             "raydl_request_latency_ms",
             description="Time to answer a request, in milliseconds.",
             boundaries=LATENCY_MS,
-            tag_keys=(*keys, "route"),
+            tag_keys=_keys(*keys, "route"),
         )
         self.batch_size = metrics.Histogram(
             "raydl_batch_size",
             description="Requests answered by one model call.",
             boundaries=BATCH_SIZES,
-            tag_keys=keys,
+            tag_keys=_keys(*keys),
         )
         self.predictions = metrics.Counter(
-            "raydl_predictions", description="Answers by predicted class.", tag_keys=(*keys, "label")
+            "raydl_predictions", description="Answers by predicted class.", tag_keys=_keys(*keys, "label")
         )
         self.abstentions = metrics.Counter(
-            "raydl_abstentions", description="Answers under the confidence threshold.", tag_keys=keys
+            "raydl_abstentions", description="Answers under the confidence threshold.", tag_keys=_keys(*keys)
         )
         self.drift = metrics.Gauge(
-            "raydl_drift_score", description="Largest PSI of the replica's drift window.", tag_keys=keys
+            "raydl_drift_score",
+            description="Largest PSI of the replica's drift window.",
+            tag_keys=_keys(*keys),
         )
         self.drifting = metrics.Gauge(
-            "raydl_drift_flag", description="1 when the replica's window has drifted.", tag_keys=keys
+            "raydl_drift_flag", description="1 when the replica's window has drifted.", tag_keys=_keys(*keys)
         )
 
     def request(self, route: str, status: int, ms: float, rows: int | None = None, **extra: Any) -> None:

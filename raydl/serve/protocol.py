@@ -215,16 +215,16 @@ def v2_rows(payload: Any, input_schema: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(data, list):
             raise BadRequest(400, f"{where}: data must be a list, got {_kind(data)}")
         try:
-            flat = np.asarray(data, dtype=V2_DTYPES[dtype]).reshape(-1)
+            flat: np.ndarray = np.asarray(data, dtype=V2_DTYPES[dtype]).reshape(-1)
         except (ValueError, TypeError) as e:
             raise BadRequest(400, f"{where}: data is not {dtype} ({e})") from None
         if flat.size != math.prod(shape):
             raise BadRequest(400, f"{where}: {flat.size} values do not fill shape {shape}")
-        arr = flat.reshape(shape)
+        arr: np.ndarray = flat.reshape(shape)
         kind = fields[name]["kind"]
         if kind != "tensor" and kind != "image" and arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]  # [N, 1] scalars
-        columns[name] = arr
+        columns[str(name)] = arr
     sizes = {k: len(v) for k, v in columns.items()}
     if len(set(sizes.values())) > 1:
         raise BadRequest(400, f"inputs disagree on the number of rows: {sizes}")
