@@ -9,8 +9,6 @@ machine's load changes absolute figures; the ratios against plain uvicorn in the
 are what to read.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import json
@@ -158,6 +156,7 @@ def main() -> None:
 
 
 def _wait(url: str, body: bytes, timeout: float = 120) -> None:
+    import urllib.error
     import urllib.request
 
     deadline = time.time() + timeout
@@ -167,6 +166,8 @@ def _wait(url: str, body: bytes, timeout: float = 120) -> None:
             with urllib.request.urlopen(req, timeout=10) as r:
                 if r.status == 200:
                     return
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{url}: {e.code} {e.read()[:300]!r}") from None
         except OSError:
             if time.time() > deadline:
                 raise
