@@ -263,6 +263,18 @@ def test_overload_gets_fast_503s_no_hang_and_normal_answers_after(served):
         serve.delete("tight")
 
 
+def test_a_prediction_past_the_request_timeout_answers_504(served):
+    # a timeout no forward pass can meet; the app then still answers its other routes
+    hasty = ServeSpec(num_cpus=0, batching={"enabled": False}, request_timeout_s=1e-6)
+    serve.run(application(str(served["run_dir"]), hasty), name="hasty", route_prefix="/hasty")
+    try:
+        status, body = post(served["url"] + "/hasty/predict", {"x": IMAGES[3].tolist()})
+        assert status == 504 and "longer than request_timeout_s" in body["error"], body
+        assert get(served["url"] + "/hasty/healthz") == (200, {"status": "ok"})
+    finally:
+        serve.delete("hasty")
+
+
 def test_metrics_endpoint_carries_the_counters(served):
     post(served["url"] + "/predict", {"x": IMAGES[2].tolist()})
     text, deadline = "", time.time() + 60
