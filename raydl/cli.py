@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -264,6 +264,15 @@ def serve_run(
         Path | None,
         typer.Option("--config", help="Write a Ray Serve config file (for `serve deploy`) here and exit."),
     ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option("--canary", help="Another run served beside it, getting --weight of /predict."),
+    ] = None,
+    weight: Annotated[float, typer.Option("--weight", help="The canary's share of /predict requests.")] = 0.1,
+    shadow: Annotated[
+        str | None,
+        typer.Option("--shadow", help="A run that sees a copy of the traffic; compared, never returned."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Serve a run's model over HTTP on Ray Serve: /predict and the Open Inference Protocol v2,
@@ -281,6 +290,23 @@ def serve_run(
     job = load_spec(RunDir.open(local).spec, local_paths=False)  # its data need not be here
     spec = job.serve or ServeSpec()
     where = run_dir if is_uri(run_dir) else str(Path(run_dir).resolve())
+    if canary or shadow:
+        from pydantic import ValidationError
+
+        def here(r: str) -> str:
+            return r if is_uri(r) else str(Path(r).resolve())
+
+        extra: dict[str, Any] = {}
+        if canary:
+            extra["versions"] = [*spec.model_dump()["versions"], {"run": here(canary), "weight": weight}]
+        if shadow:
+            extra["shadow"] = here(shadow)
+        try:
+            spec = ServeSpec.model_validate({**spec.model_dump(), **extra})
+        except ValidationError as e:
+            raise RaydlError(
+                "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            ) from None
     if config is not None:
         config.write_text(
             yaml.safe_dump(config_file(spec, where, name=job.name, host=host, port=port), sort_keys=False)

@@ -43,6 +43,7 @@ from raydl.serve.config import DEPLOYMENT, deployment_options
 from raydl.serve.drift import DriftMonitor, Reference
 from raydl.serve.metrics import ServeMetrics
 from raydl.serve.protocol import BadRequest
+from raydl.serve.router import Router
 from raydl.serve.source import local_run_dir
 from raydl.spec.serve import ServeSpec
 
@@ -80,22 +81,25 @@ def _openapi(app: FastAPI, request_schema: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@serve.deployment(name=DEPLOYMENT)
-@serve.ingress(api)
-class ModelServer:
-    """One replica: the Predictor loaded once, its metrics and its drift window."""
+class ModelReplica:
+    """One replica: the Predictor loaded once, its metrics and its drift window. Deployed as
+    :data:`ModelServer` (the FastAPI ingress) or, behind the router, as :data:`ModelVersion`
+    (Serve allows one FastAPI ingress per application)."""
 
-    def __init__(self, run_dir: str, serve_spec: dict[str, Any], job: str | None = None) -> None:
+    def __init__(
+        self, run_dir: str, serve_spec: dict[str, Any], job: str | None = None, version: str | None = None
+    ) -> None:
         self.spec = ServeSpec.model_validate(serve_spec)
         local = local_run_dir(run_dir, job)
         self.predictor = Predictor.from_run(local, model=self.spec.model)
         name = yaml.safe_load((local / "spec.yaml").read_text())["name"]
-        self.info = {"name": name, "version": local.name, "run": str(run_dir)}
+        # behind the router, ``version`` names this one (main, canary-1, shadow) in answers and metrics
+        self.info = {"name": name, "version": version or local.name, "run": str(run_dir)}
         if self.spec.batching.enabled:
             batched: Any = self._batched  # @serve.batch's wrapper, not the plain method
             batched.set_max_batch_size(self.spec.batching.max_batch_size)
             batched.set_batch_wait_timeout_s(self.spec.batching.wait_s)
-        self.metrics = ServeMetrics(name, local.name)
+        self.metrics = ServeMetrics(name, self.info["version"])
         report = (
             json.loads((local / "data_report.json").read_text())
             if (local / "data_report.json").is_file()
@@ -223,20 +227,38 @@ class ModelServer:
             raise BadRequest(413, f"request body of {size} bytes is larger than the limit of {limit} bytes")
         return protocol.parse_json(await request.body(), limit)
 
+    async def predict_body(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /predict`` for the router (:mod:`raydl.serve.router`): the request's body →
+        (status, answer), through the same checks and metrics as the route."""
+
+        async def answer() -> tuple[dict[str, Any], int]:
+            if len(body) > self.spec.max_request_bytes:
+                raise BadRequest(413, f"request body of {len(body)} bytes is larger than the limit")
+            rows, _ = protocol.predict_rows(protocol.parse_json(body, self.spec.max_request_bytes))
+            answers = await self._answers(rows)
+            return {"predictions": answers, "model": self.info}, len(rows)
+
+        return await self._respond("/predict", answer)
+
     async def _handle(self, route: str, answer: Callable[[], Awaitable[tuple[dict[str, Any], int]]]) -> Any:
+        status, body = await self._respond(route, answer)
+        return JSONResponse(body, status_code=status)
+
+    async def _respond(
+        self, route: str, answer: Callable[[], Awaitable[tuple[dict[str, Any], int]]]
+    ) -> tuple[int, dict[str, Any]]:
         start = time.perf_counter()
         rows: int | None = None
         try:
             body, rows = await answer()
-            status, response = 200, JSONResponse(body)
+            status = 200
         except BadRequest as e:
-            status, response = e.status, JSONResponse(e.body(), status_code=e.status)
+            status, body = e.status, e.body()
         except Exception as e:  # a bug, not the client's: answered, and the replica stays up
             log.exception("%s failed", route)
-            status = 500
-            response = JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
+            status, body = 500, {"error": f"internal error ({type(e).__name__})"}
         self.metrics.request(route, status, (time.perf_counter() - start) * 1e3, rows)
-        return response
+        return status, body
 
     async def _answers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # a field that is not there at all: named here (preprocessing only sees gaps)
@@ -291,12 +313,42 @@ class ModelServer:
         return JSONResponse({"error": f"unknown model {name!r}; this server has {self.info['name']!r}"}, 404)
 
 
+ModelServer: Any = serve.deployment(name=DEPLOYMENT)(serve.ingress(api)(ModelReplica))
+ModelVersion: Any = serve.deployment(name=DEPLOYMENT)(ModelReplica)
+
+
 def application(run_dir: str, serve_spec: ServeSpec, *, job: str | None = None) -> "Application":
     """The Serve application for a run directory (a local path or URI; a runs folder: its
-    newest run of ``job``)."""
-    return ModelServer.options(**deployment_options(serve_spec)).bind(  # type: ignore[attr-defined]
+    newest run of ``job``); with ``versions`` or ``shadow``, those runs beside it behind the
+    router (:mod:`raydl.serve.router`)."""
+    if serve_spec.routed:
+        return routed_application(run_dir, serve_spec, job=job)
+    return ModelServer.options(**deployment_options(serve_spec)).bind(
         str(run_dir), serve_spec.model_dump(mode="json"), job
     )
+
+
+def routed_application(run_dir: str, spec: ServeSpec, *, job: str | None = None) -> Application:
+    """The main run, ``spec.versions`` and ``spec.shadow``, each its own model deployment
+    (the main one named as the config file names it), behind the router."""
+    args = spec.model_dump(mode="json")
+    options = deployment_options(spec)
+
+    def model(name: str, run: str, label: str) -> Any:
+        return ModelVersion.options(name=name, **options).bind(
+            str(run), args, job if run == run_dir else None, label
+        )
+
+    main_weight = 1 - sum(v.weight for v in spec.versions)
+    versions = [("main", main_weight, model(DEPLOYMENT, run_dir, "main"))]
+    for i, v in enumerate(spec.versions, 1):
+        name = v.name or f"canary-{i}"
+        versions.append((name, v.weight, model(f"{DEPLOYMENT}-{name}", v.run, name)))
+    shadow = model(f"{DEPLOYMENT}-shadow", spec.shadow, "shadow") if spec.shadow else None
+    ongoing = spec.ongoing_requests * (len(versions) + 1)
+    return Router.options(  # type: ignore[attr-defined]
+        max_ongoing_requests=ongoing, ray_actor_options={"num_cpus": 0}
+    ).bind(versions, shadow, spec.seed)
 
 
 def build_app(args: dict[str, Any]) -> Application:

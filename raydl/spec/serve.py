@@ -48,6 +48,16 @@ class DriftSpec(Section):
     )
 
 
+class VersionSpec(Section):
+    run: str = Field(
+        ..., min_length=1, description="A run directory (a local path or URI) served beside the main run."
+    )
+    weight: float = Field(..., gt=0, lt=1, description="Its share of /predict requests (0 to 1).")
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$", description="Its label in answers and metrics (canary-N)."
+    )
+
+
 class ServeSpec(Section):
     route_prefix: str = Field("/", pattern=r"^/", description="The HTTP path the endpoint answers under.")
     model: Literal["selected", "best"] = Field(
@@ -79,6 +89,16 @@ class ServeSpec(Section):
         True, description="A structured log line per request (route, status, ms; no payload)."
     )
     num_cpus: float = Field(1, ge=0, description="CPUs a model replica reserves.")
+    versions: list[VersionSpec] = Field(
+        default_factory=list,
+        description="Other runs served beside the main one (A/B); the main run gets the rest of the traffic.",
+    )
+    shadow: str | None = Field(
+        None,
+        min_length=1,
+        description="A run seeing a copy of every /predict request; compared, never returned.",
+    )
+    seed: int | None = Field(None, description="Seed of the traffic split (null: unseeded).")
 
     @model_validator(mode="after")
     def _ongoing_holds_a_batch(self) -> ServeSpec:
@@ -91,6 +111,21 @@ class ServeSpec(Section):
                 f"batching.max_batch_size ({batch.max_batch_size})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _versions_leave_the_main_run_traffic(self) -> ServeSpec:
+        total = sum(v.weight for v in self.versions)
+        if total >= 1:
+            raise ValueError(f"versions' weights sum to {total:g}; they must leave the main run some (< 1)")
+        names = [v.name for v in self.versions if v.name]
+        if len(set(names)) < len(names) or {"main", "shadow"} & set(names):
+            raise ValueError(f"versions' names must be unique and not 'main' or 'shadow', got {names}")
+        return self
+
+    @property
+    def routed(self) -> bool:
+        """Served through the router (more than one version, or a shadow)."""
+        return bool(self.versions) or self.shadow is not None
 
     @property
     def ongoing_requests(self) -> int:

@@ -339,3 +339,66 @@ def test_raydl_serve_prints_its_url_and_stops_on_ctrl_c(served):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _broken_copy(run_dir, where):
+    """A copy of the run whose selected model raises on every call (a pickled 3-input
+    linear layer fed 64 pixels)."""
+    import shutil
+
+    import torch
+
+    from raydl.backends import write_selected
+
+    shutil.copytree(run_dir, where)
+    (where / "model").mkdir(exist_ok=True)
+    torch.save(torch.nn.Linear(3, 10), where / "model" / "broken.pt")
+    write_selected(where / "model", "torch-int8", {"module": "broken.pt"}, source="test")
+    return where
+
+
+@pytest.fixture(scope="module")
+def versions(served, tmp_path_factory):
+    """Two routed apps over the session's run: a 70/30 split with a shadow that always
+    fails (/ab), and a shadow that is a copy of the main run (/shadow)."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("versions")
+    run = served["run_dir"]
+    canary = shutil.copytree(run, tmp / "canary")
+    broken = _broken_copy(run, tmp / "broken")
+    base = {"num_cpus": 0, "batching": {"enabled": False}}
+    ab = ServeSpec(**base, versions=[{"run": str(canary), "weight": 0.3}], shadow=str(broken), seed=0)
+    twin = ServeSpec(**base, shadow=str(canary))
+    serve.run(application(str(run), ab), name="ab", route_prefix="/ab")
+    serve.run(application(str(run), twin), name="twin", route_prefix="/shadow")
+    return served["url"]
+
+
+def test_a_weighted_split_serves_both_versions_near_their_weights(versions):
+    rows = [{"x": IMAGES[i].tolist()} for i in range(3)]
+    seen = [post(f"{versions}/ab/predict", {"instances": rows}) for _ in range(200)]
+    assert {s for s, _ in seen} == {200}  # the failing shadow never reaches a client
+    shares = {v: sum(b["model"]["version"] == v for _, b in seen) / len(seen) for v in ("main", "canary-1")}
+    assert sum(shares.values()) == 1
+    assert 0.2 < shares["canary-1"] < 0.4, shares
+    _, listed = get(f"{versions}/ab/versions")
+    assert [(v["name"], v["weight"]) for v in listed["versions"]] == [("main", 0.7), ("canary-1", 0.3)]
+    assert listed["shadow"]["failed"] == listed["shadow"]["requests"] > 0
+    assert listed["shadow"]["agreement"] is None
+    _, meta = get(f"{versions}/ab/metadata")
+    assert meta["classes"] and len(meta["versions"]) == 2
+
+
+def test_a_shadow_sees_the_traffic_its_answers_are_compared_never_returned(versions):
+    rows = [{"x": IMAGES[i].tolist()} for i in range(4)]
+    for _ in range(10):
+        status, body = post(f"{versions}/shadow/predict", {"instances": rows})
+        assert status == 200 and body["model"]["version"] == "main"
+    status, _ = post(f"{versions}/shadow/predict", {"instances": [{"y": 1}]})
+    assert status == 422  # the main run's answer, checks and all
+    deadline = time.time() + 20
+    while (shadow := get(f"{versions}/shadow/versions")[1]["shadow"])["rows"] < 40 and time.time() < deadline:
+        time.sleep(0.2)
+    assert shadow["model"]["version"] == "shadow"
+    assert shadow["rows"] == 40 and shadow["agreement"] == 1.0  # the same model answers alike
