@@ -61,6 +61,7 @@ def served(tmp_path_factory):
                 "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
                 "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
                 "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
+                "evaluate": {"calibration": "temperature"},  # so every answer below is calibrated
             }
         )
         run_dir = raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")).run_dir
@@ -402,3 +403,19 @@ def test_a_shadow_sees_the_traffic_its_answers_are_compared_never_returned(versi
         time.sleep(0.2)
     assert shadow["model"]["version"] == "shadow"
     assert shadow["rows"] == 40 and shadow["agreement"] == 1.0  # the same model answers alike
+
+
+def test_the_val_fitted_temperature_is_saved_and_applied_to_served_answers(served):
+    run = served["run_dir"]
+    cal = json.loads((run / "calibration.json").read_text())
+    assert cal["fitted_on"] == "val" and cal["temperature"] > 0
+    assert json.loads((run / "metrics.json").read_text())["calibration"] == cal
+    assert served["predictor"].temperature == cal["temperature"]
+    rows = [{"x": IMAGES[i].tolist()} for i in range(5)]
+    _, body = post(f"{served['url']}/predict", {"instances": rows})
+    raw = raydl.Predictor.from_run(run, temperature=1.0).predict(rows)
+    for got, plain in zip(body["predictions"], raw, strict=True):
+        logp = np.log(np.array(list(plain["probabilities"].values())))
+        want = np.exp(logp / cal["temperature"])
+        want /= want.sum()
+        assert np.allclose(list(got["probabilities"].values()), want, atol=1e-5)
