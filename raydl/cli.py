@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -275,6 +275,77 @@ def predict(
         )
 
 
+@app.command("serve")
+def serve_run(
+    run_dir: Annotated[
+        str, typer.Argument(help="A run directory (a local path or URI), or a runs folder: its newest run.")
+    ],
+    host: Annotated[str, typer.Option("--host", help="Interface the HTTP proxy binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the HTTP proxy.")] = 8000,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Write a Ray Serve config file (for `serve deploy`) here and exit."),
+    ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option("--canary", help="Another run served beside it, getting --weight of /predict."),
+    ] = None,
+    weight: Annotated[float, typer.Option("--weight", help="The canary's share of /predict requests.")] = 0.1,
+    shadow: Annotated[
+        str | None,
+        typer.Option("--shadow", help="A run that sees a copy of the traffic; compared, never returned."),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Serve a run's model over HTTP on Ray Serve: /predict and the Open Inference Protocol v2,
+    as the run's `serve:` section says. Stops on Ctrl-C."""
+    import yaml
+
+    from raydl.checks import load_spec
+    from raydl.rundir import RunDir, is_uri
+    from raydl.serve.config import config_file
+    from raydl.serve.source import local_run_dir
+    from raydl.spec.serve import ServeSpec
+
+    _setup_logging(verbose)
+    local = local_run_dir(run_dir)
+    job = load_spec(RunDir.open(local).spec, local_paths=False)  # its data need not be here
+    spec = job.serve or ServeSpec()
+    where = run_dir if is_uri(run_dir) else str(Path(run_dir).resolve())
+    if canary or shadow:
+        from pydantic import ValidationError
+
+        def here(r: str) -> str:
+            return r if is_uri(r) else str(Path(r).resolve())
+
+        extra: dict[str, Any] = {}
+        if canary:
+            extra["versions"] = [*spec.model_dump()["versions"], {"run": here(canary), "weight": weight}]
+        if shadow:
+            extra["shadow"] = here(shadow)
+        try:
+            spec = ServeSpec.model_validate({**spec.model_dump(), **extra})
+        except ValidationError as e:
+            raise RaydlError(
+                "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            ) from None
+    if config is not None:
+        config.write_text(
+            yaml.safe_dump(config_file(spec, where, name=job.name, host=host, port=port), sort_keys=False)
+        )
+        console.print(f"[green]wrote[/] {config}  (deploy it with: serve deploy {config})")
+        return
+    from raydl.runtime import connect
+    from raydl.serve.launch import start, wait_forever
+
+    with _interruptible(), connect(job, verbose):
+        url = start(where, spec, name=job.name, host=host, port=port)
+        console.print(
+            f"[green]serving[/] {job.name} ({local.name}) at {url}  (Ctrl-C stops)", highlight=False
+        )
+        wait_forever()
+
+
 Address = Annotated[
     str,
     typer.Option(
@@ -369,9 +440,8 @@ Context = Annotated[str | None, typer.Option("--context", help="kubeconfig conte
 def _k8s_spec(spec: Path, overrides: list[str] | None) -> JobSpec:
     from raydl.checks import load_spec
 
-    # `serve:` may be described before the serve stage is built: the RayService renders it;
     # the job runs in pods, where its data paths are (checked there)
-    return load_spec(spec, overrides or [], allow_unbuilt=("serve",), local_paths=False)
+    return load_spec(spec, overrides or [], local_paths=False)
 
 
 def _k8s_objects(spec: Path, overrides: list[str] | None, namespace: str | None = None) -> list[dict]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from raydl import env
 from raydl.checks import load_spec
 from raydl.data.augment import build_augment
@@ -16,6 +18,7 @@ from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError
 from raydl.evaluate.evaluator import evaluate_model
 from raydl.models import build_model
+from raydl.predict import CALIBRATION
 from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
@@ -163,6 +166,10 @@ def _train_and_evaluate(
             run_dir.write_json(run_dir.path / "errors.json", details["errors"])
         if "predictions" in details:
             _save_predictions(run_dir, details["predictions"])
+        if spec.evaluate.calibration == "temperature" and "predictions" in details:
+            metrics["calibration"] = _calibrate(
+                run_dir, best_checkpoint, prepared, pre, details["predictions"]
+            )
         metrics["best_epoch"] = best_metrics.get("epoch")
         metrics["epochs_run"] = epochs_run
         if spec.evaluate.cross_validation is not None:
@@ -203,6 +210,31 @@ def _save_predictions(run_dir: RunDir, predictions: dict[str, Any]) -> None:
         arrays["id"] = arrays["id"].astype(str)
     # no pickles: an object array left here is a bug, not something to load with pickle
     np.savez_compressed(run_dir.path / "predictions.npz", allow_pickle=False, **arrays)
+
+
+def _calibrate(
+    run_dir: Any, checkpoint: Any, prepared: Any, pre: Any, test: dict[str, Any]
+) -> dict[str, Any]:
+    """Fit the temperature on the val split's logits, write ``calibration.json`` (the
+    Predictor applies it), and return it with the test ECE before and after."""
+    from raydl.evaluate.calibration import calibrated, ece, fit_temperature
+    from raydl.evaluate.evaluator import predict
+    from raydl.predict import Predictor
+
+    val = predict(Predictor.from_model(pre, load_model_dir(checkpoint)), prepared.datasets["val"])
+    # log-probabilities are the logits up to a per-row shift, which softmax(z / T) ignores
+    t = fit_temperature(np.log(np.clip(val["probabilities"], 1e-30, 1)), val["y"].astype(int))
+    test_logp = np.log(np.clip(test["scores"], 1e-30, 1))
+    y = np.asarray(test["y"]).astype(int)
+    out = {
+        "method": "temperature",
+        "temperature": t,
+        "fitted_on": "val",
+        "ece_before": ece(calibrated(test_logp, 1.0), y),
+        "ece_after": ece(calibrated(test_logp, t), y),
+    }
+    run_dir.write_json(run_dir.path / CALIBRATION, out)
+    return out
 
 
 def _checkpoint_epoch(checkpoint: Path) -> int | None:

@@ -27,6 +27,7 @@ from raydl.registry import did_you_mean
 
 TOP_K = 3
 BATCH_SIZE = 1024  # rows per forward pass; a larger request runs in chunks of this many
+CALIBRATION = "calibration.json"  # in the run dir: evaluate.calibration's fitted temperature
 
 
 class Collected(NamedTuple):
@@ -60,8 +61,10 @@ class Predictor:
         *,
         model: dict[str, Any] | None = None,
         batch_size: int = BATCH_SIZE,
+        temperature: float = 1.0,
     ) -> None:
         self.preprocessor = preprocessor
+        self.temperature = temperature  # classification logits are divided by it (calibration)
         self.backend = backend
         self.model = model or {}  # what runs: {"format", "path"}
         self.batch_size = batch_size
@@ -97,6 +100,11 @@ class Predictor:
         if where == run.best_checkpoint and not (where / "model.json").is_file():
             raise RaydlError(f"{run_dir}: no best checkpoint ({where}); did training finish?")
         backend, described = load_backend(where, pre.task)
+        calibration = run.path / CALIBRATION
+        if calibration.is_file() and "temperature" not in kwargs:
+            import json
+
+            kwargs["temperature"] = float(json.loads(calibration.read_text())["temperature"])
         return cls(pre, backend, model=described, **kwargs)
 
     @classmethod
@@ -188,7 +196,7 @@ class Predictor:
         classification ``probabilities`` (B, classes) and ``label_id`` too."""
         pre = self.preprocessor
         if self.kind == "classification":
-            logits = np.asarray(outputs["logits"], dtype=np.float64)
+            logits = np.asarray(outputs["logits"], dtype=np.float64) / self.temperature
             e = np.exp(logits - logits.max(-1, keepdims=True))
             probs = (e / e.sum(-1, keepdims=True)).astype(np.float32)
             ids = probs.argmax(-1)
@@ -233,6 +241,12 @@ class Predictor:
                 out[int(i)] = a
             return Collected(out, prepared.problems)
         return answers[0] if isinstance(batch, dict) and not isinstance(batch, Columns) else answers
+
+    def answer(self, outputs: dict[str, np.ndarray], *, top_k: int = TOP_K) -> list[dict[str, Any]]:
+        """The backend's outputs for preprocessed rows → one answer per row, as
+        :meth:`predict` gives them (a server that batches requests calls
+        :meth:`preprocess`, then one :meth:`forward` for the batch, then this per request)."""
+        return self._answers(self.postprocess(outputs), top_k)
 
     def predict_columns(
         self, batch: Any, *, unknown: str = "ignore"

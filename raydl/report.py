@@ -217,6 +217,12 @@ def build_report(path: str | Path) -> Path:
     scalars = [
         {"metric": k, "value": v} for k, v in metrics.items() if isinstance(v, int | float) or v is None
     ]
+    cal = metrics.get("calibration") or {}  # evaluate.calibration: its T and the test ECE before/after
+    scalars += [
+        {"metric": f"calibration {k}", "value": cal[k]}
+        for k in ("temperature", "ece_before", "ece_after")
+        if k in cal
+    ]
     if scalars:
         sections.append(_section("test-metrics", "Test metrics", _table(scalars, ["metric", "value"])))
     data = _read_json(run.data_report)

@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from raydl.errors import RaydlError
+from raydl.serve import config as serve_app
 from raydl.spec import JobSpec, WorkerGroupSpec
 
 GROUP, VERSION = "ray.io", "v1"
@@ -28,7 +30,7 @@ SPEC_FILE = "job.yaml"
 RAY_UID = 1000  # the `ray` user of the rayproject/ray images
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-SERVE_IMPORT_PATH = "raydl.serve.app:build_app"
+SERVE_IMPORT_PATH = serve_app.IMPORT_PATH
 AUTOSCALER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
 
 
@@ -275,38 +277,21 @@ def render(spec: JobSpec, namespace: str | None = None) -> list[dict[str, Any]]:
 
 
 def serve_config(spec: JobSpec) -> dict[str, Any]:
-    """Ray Serve's config file (``serveConfigV2``) for the ``serve:`` section. The app is
-    built by ``raydl.serve.app:build_app`` — the serve stage, which must be in the image."""
+    """Ray Serve's config (``serveConfigV2``) for the ``serve:`` section: the same
+    application ``raydl serve RUN_DIR --config`` writes (:mod:`raydl.serve.config`), serving
+    the newest run of the job under ``cluster.storage``.
+
+    Raises:
+        RaydlError: no ``cluster.storage`` (the service would have no run to read).
+    """
     serve = spec.serve
     assert serve is not None
-    auto = serve.autoscaling
-    return {
-        "applications": [
-            {
-                "name": spec.name,
-                "route_prefix": serve.route_prefix,
-                "import_path": SERVE_IMPORT_PATH,
-                "args": {
-                    "spec": f"{SPEC_DIR}/{SPEC_FILE}",
-                    "run_dir": spec.cluster.storage,
-                    "backend": serve.backend,
-                    "max_batch_size": serve.batching.max_batch_size,
-                    "batch_wait_timeout_s": serve.batching.wait_s,
-                    "threshold": serve.threshold,
-                },
-                "deployments": [
-                    {
-                        "name": "Model",
-                        "autoscaling_config": {
-                            "min_replicas": auto.min_replicas,
-                            "max_replicas": auto.max_replicas,
-                            "target_ongoing_requests": auto.target_ongoing_requests,
-                        },
-                    }
-                ],
-            }
-        ]
-    }
+    if not spec.cluster.storage:
+        raise RaydlError(
+            "cluster.storage: a RayService reads the run directory from it; set it (a URI or a shared path)"
+        )
+    app = serve_app.application(serve, spec.cluster.storage, name=spec.name, job=spec.name)
+    return {"proxy_location": "EveryNode", "applications": [app]}
 
 
 def render_service(spec: JobSpec, meta: dict[str, Any], config_map: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ the rule that selects the one serving uses."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,3 +62,8 @@ class CompressSpec(Section):
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")
+    distill: dict[str, Any] | None = Field(
+        None,
+        description="Knowledge distillation into a student model ({student: {arch, params}, "
+        "temperature, alpha}); not built in this version: refused with a message.",
+    )

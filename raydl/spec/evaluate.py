@@ -22,3 +22,8 @@ class EvaluateSpec(Section):
         None, description="Test metrics by name; default: all that fit the task."
     )
     cross_validation: CrossValidationSpec | None = Field(None, description="k-fold CV.")
+    calibration: Literal["temperature"] | None = Field(
+        None,
+        description="temperature: fit one logit temperature on the val split (classification); "
+        "the Predictor (serving, raydl predict) applies it; ECE before/after on test in metrics.json.",
+    )

@@ -211,3 +211,22 @@ def _shape(cluster: dict) -> dict:
     for part in res:
         res[part] = {k: str(parse_quantity(v)) for k, v in res[part].items()}
     return cluster
+
+
+def test_the_chart_serves_raydls_application(helm):
+    """The chart's RayService runs the application raydl.serve.config describes: the same
+    import path and build_app arguments, its serve: section a valid raydl ServeSpec."""
+    from raydl.serve.config import build_args
+    from raydl.spec.serve import ServeSpec
+
+    values = yaml.safe_load((CHART / "ci" / "serve-values.yaml").read_text())["serve"]
+    (service,) = [
+        o for o in template(helm, "-f", str(CHART / "ci" / "serve-values.yaml")) if o["kind"] == "RayService"
+    ]
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    assert app["import_path"] == "raydl.serve.app:build_app"
+    spec = ServeSpec.model_validate(app["args"]["serve"])
+    assert spec.autoscaling.max_replicas == values["maxReplicas"] == 4
+    assert spec.batching.max_batch_size == 16 and spec.threshold == 0.6 and spec.route_prefix == "/digits"
+    assert app["args"].keys() == build_args(spec, values["runDir"]).keys()
+    assert app["args"]["run_dir"] == values["runDir"]

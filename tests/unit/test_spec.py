@@ -74,11 +74,17 @@ def test_literal_lists_allowed_values():
 def test_all_problems_reported_at_once():
     raw = with_("train.epochs", 0)
     raw = apply_overrides(
-        raw, ["train.optimizer.lr=-1", "model.arch=resnt", "data.label=y", "serve.backend=torch"]
+        raw,
+        [
+            "train.optimizer.lr=-1",
+            "model.arch=resnt",
+            "data.label=y",
+            "compress.distill={student: {arch: mlp}}",
+        ],
     )
     found = problems(raw)
     paths = [p.split(":")[0] for p in found]
-    assert paths == ["model.arch", "train.epochs", "train.optimizer.lr", "serve"]
+    assert paths == ["model.arch", "train.epochs", "train.optimizer.lr", "compress.distill"]
     assert "not implemented in this version" in found[-1]
 
 
@@ -120,9 +126,9 @@ def test_model_params_checked_against_builder():
 
 
 def test_unimplemented_feature_fails_with_a_message_that_says_so():
-    (line,) = problems(with_("serve", {"backend": "torch"}))
+    (line,) = problems(with_("compress", {"distill": {"student": {"arch": "mlp"}}}))
     assert line == (
-        "serve: {'backend': 'torch'} is not implemented in this version of raydl "
+        "compress.distill: {'student': {'arch': 'mlp'}} is not implemented in this version of raydl "
         "yet; remove it or use the default"
     )
 

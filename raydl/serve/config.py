@@ -1,0 +1,80 @@
+"""The serve stage's application as Ray Serve's config file describes it — one place for
+``raydl serve`` (on embedded Ray), ``raydl serve RUN_DIR --config`` (a file ``serve
+deploy`` accepts) and the RayService ``raydl k8s render`` writes (its ``serveConfigV2``).
+Light: no Ray import, so ``raydl k8s render`` stays quick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raydl.spec.serve import ServeSpec
+
+IMPORT_PATH = "raydl.serve.app:build_app"
+DEPLOYMENT = "Model"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+
+def deployment_options(serve: ServeSpec) -> dict[str, Any]:
+    """The model deployment's options (``@serve.deployment`` keywords, and the config
+    file's ``deployments[]`` entry): a replica always holds at least one full batch."""
+    auto = serve.autoscaling
+    backpressure: dict[str, Any] = {"status_code": serve.overload_status}
+    if serve.retry_after_s is not None:
+        backpressure["retry_after_s"] = serve.retry_after_s
+    return {
+        "max_ongoing_requests": serve.ongoing_requests,
+        "max_queued_requests": serve.max_queued_requests,
+        "backpressure_config": backpressure,
+        "autoscaling_config": {
+            "min_replicas": auto.min_replicas,
+            "initial_replicas": max(auto.min_replicas, 1),
+            "max_replicas": auto.max_replicas,
+            "target_ongoing_requests": auto.target_ongoing_requests,
+            "upscale_delay_s": auto.upscale_delay_s,
+            "downscale_delay_s": auto.downscale_delay_s,
+        },
+        "ray_actor_options": {"num_cpus": serve.num_cpus},
+    }
+
+
+def build_args(serve: ServeSpec, run_dir: str, job: str | None = None) -> dict[str, Any]:
+    """What :func:`raydl.serve.app.build_app` is called with."""
+    return {"run_dir": run_dir, "job": job, "serve": serve.model_dump(mode="json")}
+
+
+def application(serve: ServeSpec, run_dir: str, *, name: str, job: str | None = None) -> dict[str, Any]:
+    """One entry of the config file's ``applications``.
+
+    Args:
+        run_dir: a run directory, or a runs folder (its newest run of ``job``), as a local
+            path or a URI — the RayService reads ``cluster.storage``.
+    """
+    return {
+        "name": name,
+        "route_prefix": serve.route_prefix,
+        "import_path": IMPORT_PATH,
+        "args": build_args(serve, run_dir, job),
+        "deployments": [{"name": DEPLOYMENT, **deployment_options(serve)}],
+    }
+
+
+def http_options(serve: ServeSpec, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> dict[str, Any]:
+    # Serve's own proxy timeout is a backstop past the app's (which answers 504 itself)
+    return {"host": host, "port": port, "request_timeout_s": serve.request_timeout_s + 5}
+
+
+def config_file(
+    serve: ServeSpec,
+    run_dir: str,
+    *,
+    name: str,
+    job: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+) -> dict[str, Any]:
+    """A Ray Serve config file (``serve deploy FILE``; a RayService's ``serveConfigV2``)."""
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": http_options(serve, host, port),
+        "applications": [application(serve, run_dir, name=name, job=job)],
+    }

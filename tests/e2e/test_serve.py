@@ -1,0 +1,421 @@
+"""The serve stage over real HTTP: a tiny digits run (trained once) behind real Ray Serve on
+a real local Ray, one application for the session. Answers equal the Predictor's offline
+answers; bad requests are 4xx naming the row and problem and the server stays up; the Open
+Inference Protocol v2 speaks to a real client (tritonclient); overload answers 503 at once;
+the metrics endpoint carries raydl's counters; `raydl serve` starts, prints its URL and
+stops on Ctrl-C; `--config` writes a file Serve's own schema accepts."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+import numpy as np
+import pytest
+import ray
+import sklearn.datasets
+import yaml
+from ray import serve
+
+import raydl
+from raydl.serve.app import application
+from raydl.serve.protocol import ABSTAIN
+from raydl.spec import validate_spec
+from raydl.spec.serve import ServeSpec
+
+pytestmark = pytest.mark.e2e
+
+IMAGES = sklearn.datasets.load_digits().images  # (N, 8, 8)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Ray (metrics exported on a free port) → a tiny digits run → one Serve app."""
+    metrics_port, http_port = free_port(), free_port()
+    ray.init(
+        address="local",
+        num_cpus=4,
+        object_store_memory=256 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
+    try:
+        spec = validate_spec(
+            {
+                "name": "digits",
+                "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
+                "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
+                "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
+                "evaluate": {"calibration": "temperature"},  # so every answer below is calibrated
+            }
+        )
+        run_dir = raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")).run_dir
+        predictor = raydl.Predictor.from_run(run_dir)
+        # a threshold in the middle of the answers' confidences: some abstain, some do not
+        top = [a["probability"] for a in predictor.predict([{"x": IMAGES[i]} for i in range(64)])]
+        threshold = float(np.median(top))
+        serve_spec = ServeSpec(
+            num_cpus=0,
+            threshold=threshold,
+            max_request_bytes=64 * 1024,
+            batching={"max_batch_size": 16, "wait_s": 0.02},
+        )
+        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+        serve.run(application(str(run_dir), serve_spec), name="digits", route_prefix="/")
+        yield {
+            "url": f"http://127.0.0.1:{http_port}",
+            "run_dir": run_dir,
+            "predictor": predictor,
+            "threshold": threshold,
+            "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+        }
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def post(url: str, body, *, raw: bytes | None = None, headers=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
+def expected(served, rows):
+    """The Predictor's offline answers with the server's threshold applied."""
+    out = served["predictor"].predict(rows)
+    for a in out:
+        a["abstained"] = a["probability"] < served["threshold"]
+        if a["abstained"]:
+            a["label"] = ABSTAIN
+    return out
+
+
+def same(answers, wanted):
+    assert [a["label"] for a in answers] == [w["label"] for w in wanted]
+    assert [a["abstained"] for a in answers] == [w["abstained"] for w in wanted]
+    for a, w in zip(answers, wanted):
+        assert a["probabilities"].keys() == w["probabilities"].keys()
+        np.testing.assert_allclose(
+            list(a["probabilities"].values()), list(w["probabilities"].values()), atol=1e-6
+        )
+        assert [t["label"] for t in a["top_k"]] == [t["label"] for t in w["top_k"]]
+
+
+def test_predict_a_list_and_one_row_answers_as_the_predictor_does(served):
+    rows = [{"x": IMAGES[i].tolist()} for i in range(100, 140)]
+    status, body = post(served["url"] + "/predict", {"instances": rows})
+    assert status == 200, body
+    same(body["predictions"], expected(served, [{"x": IMAGES[i]} for i in range(100, 140)]))
+    assert body["model"] == {
+        "name": "digits",
+        "version": served["run_dir"].name,
+        "run": str(served["run_dir"]),
+    }
+    labels = {a["label"] for a in body["predictions"]}
+    assert ABSTAIN in labels and labels - {ABSTAIN}, "the threshold should split these answers"
+    status, one = post(served["url"] + "/predict", rows[0])
+    assert status == 200 and len(one["predictions"]) == 1
+    same(one["predictions"], expected(served, [{"x": IMAGES[100]}]))
+
+
+def test_concurrent_requests_are_batched_and_answered_alike(served):
+    async def fire():
+        async with aiohttp.ClientSession() as s:
+
+            async def one(i):
+                async with s.post(served["url"] + "/predict", json={"x": IMAGES[i].tolist()}) as r:
+                    return r.status, await r.json()
+
+            return await asyncio.gather(*(one(i) for i in range(200, 248)))
+
+    results = asyncio.run(fire())
+    assert {status for status, _ in results} == {200}
+    same(
+        [b["predictions"][0] for _, b in results],
+        expected(served, [{"x": IMAGES[i]} for i in range(200, 248)]),
+    )
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"{not json", 400, "malformed JSON"),
+        (b"", 400, "empty request body"),
+        (b"[1, 2]", 400, "expected a JSON object"),
+        (b'{"instances": []}', 400, "'instances' is empty"),
+        (b'{"instances": {"x": 1}}', 400, "'instances' must be a list"),
+        (b'{"instances": [{"x": 1}, 5]}', 422, "row 1: expected an object of fields, got a int"),
+        (b'{"instances": [{"y": 1}]}', 422, "row 0, field 'y': unknown field"),
+        (b'{"instances": [{}]}', 422, "row 0, field 'x'"),
+        (b'{"x": "abc"}', 422, "row 0, field 'x'"),
+        (
+            json.dumps({"instances": [{"x": IMAGES[0].tolist()}, {"x": [[1.0] * 7] * 7}]}).encode(),
+            422,
+            "row 1, field 'x'",
+        ),
+        (json.dumps({"x": [[0.0] * 8] * 8, "pad": "a" * 70000}).encode(), 413, "larger than the limit"),
+    ],
+)
+def test_bad_requests_are_4xx_naming_the_row_and_the_problem(served, body, status, message):
+    got, answer = post(served["url"] + "/predict", None, raw=body)
+    assert got == status, answer
+    assert message in answer["error"], answer["error"]
+
+
+def test_the_server_stays_up_after_bad_requests(served):
+    post(served["url"] + "/predict", None, raw=b"\xff\xfe garbage")
+    assert get(served["url"] + "/healthz") == (200, {"status": "ok"})
+    status, body = post(served["url"] + "/predict", {"x": IMAGES[5].tolist()})
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_metadata_openapi_and_drift(served):
+    _, meta = get(served["url"] + "/metadata")
+    assert meta["model"]["name"] == "digits" and meta["classes"] == list(range(10))
+    assert meta["input_schema"]["fields"][0]["name"] == "x" and meta["threshold"] == served["threshold"]
+    _, doc = get(served["url"] + "/openapi.json")
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["oneOf"][0]["properties"]["instances"]["items"]["required"] == ["x"]
+    _, drift = get(served["url"] + "/drift")
+    assert {"drift", "score", "features", "predictions"} <= drift.keys()
+    assert drift["predictions"]["rows"] > 0
+
+
+def test_open_inference_protocol_v2_with_a_real_client(served):
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url=served["url"].removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
+    meta = client.get_model_metadata("digits")
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
+    assert [o["name"] for o in meta["outputs"]] == ["label", "probability", "probabilities"]
+    x = httpclient.InferInput("x", [6, 1, 8, 8], "FP32")
+    x.set_data_from_numpy(IMAGES[300:306, None].astype(np.float32), binary_data=False)
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=False) for n in ("label", "probabilities")]
+    result = client.infer("digits", [x], outputs=outputs)
+    wanted = expected(served, [{"x": IMAGES[i]} for i in range(300, 306)])
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")] == [
+        str(w["label"]) for w in wanted
+    ]
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), [list(w["probabilities"].values()) for w in wanted], atol=1e-6
+    )
+    # v2 errors are 4xx with a message, as the protocol has them
+    status, body = post(
+        served["url"] + "/v2/models/digits/infer",
+        {"inputs": [{"name": "x", "shape": [1, 8, 8], "datatype": "FP32", "data": [1.0] * 10}]},
+    )
+    assert status == 400 and "10 values do not fill shape [1, 8, 8]" in body["error"]
+    status, body = post(served["url"] + "/v2/models/other/infer", {"inputs": []})
+    assert status == 404 and "unknown model 'other'" in body["error"]
+
+
+def test_overload_gets_fast_503s_no_hang_and_normal_answers_after(served):
+    # a second application on the same Serve: one request at a time, one queued
+    tight = ServeSpec(num_cpus=0, batching={"enabled": False}, max_ongoing_requests=1, max_queued_requests=1)
+    serve.run(application(str(served["run_dir"]), tight), name="tight", route_prefix="/tight")
+    rows = {"instances": [{"x": IMAGES[i].tolist()} for i in range(400)]}
+
+    async def fire():
+        async with aiohttp.ClientSession() as s:
+
+            async def one():
+                start = time.perf_counter()
+                async with s.post(served["url"] + "/tight/predict", json=rows) as r:
+                    await r.read()
+                    return r.status, time.perf_counter() - start, r.headers.get("Retry-After")
+
+            return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(60))), 120)
+
+    try:
+        results = asyncio.run(fire())
+        statuses = [s for s, _, _ in results]
+        assert set(statuses) <= {200, 503} and statuses.count(503) > 30 and 200 in statuses, statuses
+        assert all(after == "1" for s, _, after in results if s == 503)
+        status, body = post(served["url"] + "/tight/predict", {"x": IMAGES[1].tolist()})
+        assert status == 200 and len(body["predictions"]) == 1
+    finally:
+        serve.delete("tight")
+
+
+def test_a_prediction_past_the_request_timeout_answers_504(served):
+    # a timeout no forward pass can meet; the app then still answers its other routes
+    hasty = ServeSpec(num_cpus=0, batching={"enabled": False}, request_timeout_s=1e-6)
+    serve.run(application(str(served["run_dir"]), hasty), name="hasty", route_prefix="/hasty")
+    try:
+        status, body = post(served["url"] + "/hasty/predict", {"x": IMAGES[3].tolist()})
+        assert status == 504 and "longer than request_timeout_s" in body["error"], body
+        assert get(served["url"] + "/hasty/healthz") == (200, {"status": "ok"})
+    finally:
+        serve.delete("hasty")
+
+
+def test_metrics_endpoint_carries_the_counters(served):
+    post(served["url"] + "/predict", {"x": IMAGES[2].tolist()})
+    text, deadline = "", time.time() + 60
+    while time.time() < deadline:
+        with urllib.request.urlopen(served["metrics"], timeout=30) as r:
+            text = r.read().decode()
+        if "raydl_requests" in text and "raydl_batch_size" in text and "raydl_predictions" in text:
+            break
+        time.sleep(1)
+    ok = re.search(r'raydl_requests_total\{[^}]*route="/predict"[^}]*status="200"[^}]*\} (\d+)', text)
+    assert ok and int(float(ok.group(1))) >= 1, text[:2000]
+    assert re.search(r'raydl_requests_total\{[^}]*status="422"', text)
+    assert "raydl_request_latency_ms_bucket" in text and "raydl_abstentions" in text
+
+
+def test_config_file_is_one_serve_deploy_accepts(served, tmp_path):
+    from ray.serve.schema import ServeDeploySchema
+
+    out = tmp_path / "serve.yaml"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raydl.cli",
+            "serve",
+            str(served["run_dir"]),
+            "--config",
+            str(out),
+            "--port",
+            "8123",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    config = ServeDeploySchema.model_validate(yaml.safe_load(out.read_text()))
+    (app,) = config.applications
+    assert app.import_path == "raydl.serve.app:build_app" and app.args["run_dir"] == str(served["run_dir"])
+    assert config.http_options.host == "127.0.0.1" and config.http_options.port == 8123
+    (dep,) = app.deployments
+    assert dep.max_ongoing_requests >= ServeSpec().batching.max_batch_size
+
+
+def test_raydl_serve_prints_its_url_and_stops_on_ctrl_c(served):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raydl.cli", "serve", str(served["run_dir"]), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line, (line, proc.poll())
+        status, body = post(f"http://127.0.0.1:{port}/predict", {"x": IMAGES[7].tolist()})
+        assert status == 200 and len(body["predictions"]) == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _broken_copy(run_dir, where):
+    """A copy of the run whose selected model raises on every call (a pickled 3-input
+    linear layer fed 64 pixels)."""
+    import shutil
+
+    import torch
+
+    from raydl.backends import write_selected
+
+    shutil.copytree(run_dir, where)
+    (where / "model").mkdir(exist_ok=True)
+    torch.save(torch.nn.Linear(3, 10), where / "model" / "broken.pt")
+    write_selected(where / "model", "torch-int8", {"module": "broken.pt"}, source="test")
+    return where
+
+
+@pytest.fixture(scope="module")
+def versions(served, tmp_path_factory):
+    """Two routed apps over the session's run: a 70/30 split with a shadow that always
+    fails (/ab), and a shadow that is a copy of the main run (/shadow)."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("versions")
+    run = served["run_dir"]
+    canary = shutil.copytree(run, tmp / "canary")
+    broken = _broken_copy(run, tmp / "broken")
+    base = {"num_cpus": 0, "batching": {"enabled": False}}
+    ab = ServeSpec(**base, versions=[{"run": str(canary), "weight": 0.3}], shadow=str(broken), seed=0)
+    twin = ServeSpec(**base, shadow=str(canary))
+    serve.run(application(str(run), ab), name="ab", route_prefix="/ab")
+    serve.run(application(str(run), twin), name="twin", route_prefix="/shadow")
+    return served["url"]
+
+
+def test_a_weighted_split_serves_both_versions_near_their_weights(versions):
+    rows = [{"x": IMAGES[i].tolist()} for i in range(3)]
+    seen = [post(f"{versions}/ab/predict", {"instances": rows}) for _ in range(200)]
+    assert {s for s, _ in seen} == {200}  # the failing shadow never reaches a client
+    shares = {v: sum(b["model"]["version"] == v for _, b in seen) / len(seen) for v in ("main", "canary-1")}
+    assert sum(shares.values()) == 1
+    assert 0.2 < shares["canary-1"] < 0.4, shares
+    _, listed = get(f"{versions}/ab/versions")
+    assert [(v["name"], v["weight"]) for v in listed["versions"]] == [("main", 0.7), ("canary-1", 0.3)]
+    assert listed["shadow"]["failed"] == listed["shadow"]["requests"] > 0
+    assert listed["shadow"]["agreement"] is None
+    _, meta = get(f"{versions}/ab/metadata")
+    assert meta["classes"] and len(meta["versions"]) == 2
+
+
+def test_a_shadow_sees_the_traffic_its_answers_are_compared_never_returned(versions):
+    rows = [{"x": IMAGES[i].tolist()} for i in range(4)]
+    for _ in range(10):
+        status, body = post(f"{versions}/shadow/predict", {"instances": rows})
+        assert status == 200 and body["model"]["version"] == "main"
+    status, _ = post(f"{versions}/shadow/predict", {"instances": [{"y": 1}]})
+    assert status == 422  # the main run's answer, checks and all
+    deadline = time.time() + 20
+    while (shadow := get(f"{versions}/shadow/versions")[1]["shadow"])["rows"] < 40 and time.time() < deadline:
+        time.sleep(0.2)
+    assert shadow["model"]["version"] == "shadow"
+    assert shadow["rows"] == 40 and shadow["agreement"] == 1.0  # the same model answers alike
+
+
+def test_the_val_fitted_temperature_is_saved_and_applied_to_served_answers(served):
+    run = served["run_dir"]
+    cal = json.loads((run / "calibration.json").read_text())
+    assert cal["fitted_on"] == "val" and cal["temperature"] > 0
+    assert json.loads((run / "metrics.json").read_text())["calibration"] == cal
+    assert served["predictor"].temperature == cal["temperature"]
+    rows = [{"x": IMAGES[i].tolist()} for i in range(5)]
+    _, body = post(f"{served['url']}/predict", {"instances": rows})
+    raw = raydl.Predictor.from_run(run, temperature=1.0).predict(rows)
+    for got, plain in zip(body["predictions"], raw, strict=True):
+        logp = np.log(np.array(list(plain["probabilities"].values())))
+        want = np.exp(logp / cal["temperature"])
+        want /= want.sum()
+        assert np.allclose(list(got["probabilities"].values()), want, atol=1e-5)
