@@ -434,10 +434,41 @@ def tune(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]) -> None:
-    """(Re)build a run's report.html from what its run directory holds."""
+    """(Re)build a run's report.html from what its run directory holds; a failed run gets
+    what failed and where, and exit code 1."""
     from raydl.report import build_report
 
     console.print(f"[green]wrote[/] {build_report(run_dir)}")
+
+
+@app.command("runs")
+def list_runs(
+    runs_dir: Annotated[
+        Path | None, typer.Argument(help="A runs folder (default ./runs or $RAYDL_RUNS_DIR).")
+    ] = None,
+) -> None:
+    """List the runs of a runs folder, newest first: status, task, main test metric, time."""
+    from rich.table import Table
+
+    from raydl import env
+    from raydl.runs import list_runs as runs_in
+
+    root = runs_dir or Path(env.runs_root())
+    runs = runs_in(root)
+    if not runs:
+        console.print(f"no runs in {root}")
+        return
+    colour = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+    t = Table(title=f"runs in {root}", title_justify="left")
+    for col in ("run", "status", "task", "main metric", "created"):
+        t.add_column(col, no_wrap=col != "status")
+    for r in runs:
+        status = f"[{colour.get(r.status, 'white')}]{r.status}[/]"
+        if r.status in ("failed", "interrupted") and r.stage:
+            status += f" in {r.stage}: {r.error or ''}"
+        metric = f"{r.main_metric[0]} {r.main_metric[1]:.4f}" if r.main_metric else "—"
+        t.add_row(r.path.name, status, r.task or "—", metric, r.created.replace("T", " "))
+    console.print(t)
 
 
 def main() -> None:

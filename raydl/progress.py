@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from raydl.spec import JobSpec
@@ -18,6 +25,10 @@ _EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_
 
 def _fmt(row: dict[str, Any], keys=_EPOCH_KEYS) -> str:
     return "  ".join(f"{k} {row[k]:.4f}" for k in keys if isinstance(row.get(k), float))
+
+
+def _stopped(row: dict[str, Any]) -> str:
+    return "  [yellow](early stop)[/]" if row.get("stopped_early") else ""
 
 
 def _short(d: dict[str, Any]) -> str:
@@ -94,10 +105,32 @@ class Display:
             self._print(t)
 
     @contextlib.contextmanager
+    def working(self, what: str) -> Iterator[None]:
+        """A live spinner with the time so far over a long phase that reports nothing itself
+        (data preparation, evaluation, the report): the terminal is never silent for long.
+        Not on a terminal (a log file, CI), nothing: a live display there leaves blank lines."""
+        if self.quiet or not self.console.is_terminal:
+            yield
+            return
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn(f"  {what}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        progress.add_task(what, total=None)
+        with progress:
+            yield
+
+    @contextlib.contextmanager
     def epochs(self, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
         """A live bar over epochs; yields the callback that takes each epoch's metrics."""
         if self.quiet:
             yield lambda row: None
+            return
+        if not self.console.is_terminal:  # a log file: the epoch lines, no live bar
+            yield lambda row: self._print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{_stopped(row)}")
             return
         progress = Progress(
             TextColumn("  epochs"),
@@ -111,8 +144,7 @@ class Display:
         task = progress.add_task("train", total=total, latest="starting workers…")
 
         def on_epoch(row: dict[str, Any]) -> None:
-            stop = "  [yellow](early stop)[/]" if row.get("stopped_early") else ""
-            progress.console.print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{stop}")
+            progress.console.print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{_stopped(row)}")
             progress.update(task, completed=row["epoch"], latest=_fmt(row, ("val_loss",)))
 
         with progress:
@@ -138,6 +170,9 @@ class Display:
             for n, row in zip(names, cm):  # counts (JSON may hold them as floats)
                 t.add_row(n[:8], *[str(int(v)) for v in row])
             self._print(t)
+
+    def note(self, text: str) -> None:
+        self._print(f"  [dim]{text}[/]", highlight=False)
 
     def done(self, path: Path) -> None:
         self._print(f"[green]done[/]: {path}")

@@ -1,0 +1,19 @@
+"""Class names as the data names them (raydl.names)."""
+
+import numpy as np
+
+from raydl.names import FASHION_MNIST, class_names
+
+
+def test_fashion_mnist_ids_get_their_published_names():
+    assert class_names(np.arange(10), "fashion_mnist") == list(FASHION_MNIST)
+    assert class_names([0, 1], "fashion_mnist")[:2] == ["T-shirt/top", "Trouser"]
+    # a data report's keys are the ids as text
+    assert class_names(["9", "3"], "fashion_mnist") == ["Ankle boot", "Dress"]
+
+
+def test_other_labels_keep_the_names_the_data_gives():
+    assert class_names(["yes", "no"]) == ["yes", "no"]  # a CSV's label strings
+    assert class_names(np.arange(3), "digits") == ["0", "1", "2"]  # digits' names are the digits
+    assert class_names([np.int64(4)]) == ["4"]
+    assert class_names(["tshirt", "boot"], "fashion_mnist") == ["tshirt", "boot"]  # folder names stay
