@@ -24,8 +24,12 @@ def _run(root, name, task, created, status=None, metrics=None, **manifest):
 
 def test_runs_are_listed_newest_first_with_status_task_and_main_metric(tmp_path):
     _run(tmp_path, "a", "classification", "2026-12-01T10:00:00", "succeeded", {"accuracy": 0.9, "n": 5})
-    _run(tmp_path, "b", "regression", "2026-12-02T09:00:00", "failed", None, stage="data", error="DataError: x")
-    _run(tmp_path, "c", "regression", "2026-12-01T12:00:00", "succeeded", {"mse": 4.0, "rmse": 2.0, "r2": 0.5})
+    _run(
+        tmp_path, "b", "regression", "2026-12-02T09:00:00", "failed", None, stage="data", error="DataError: x"
+    )
+    _run(
+        tmp_path, "c", "regression", "2026-12-01T12:00:00", "succeeded", {"mse": 4.0, "rmse": 2.0, "r2": 0.5}
+    )
     (tmp_path / "not-a-run").mkdir()
     runs = list_runs(tmp_path)
     assert [r.path.name for r in runs] == ["b", "c", "a"]
