@@ -70,22 +70,22 @@ def _count_groups(counts: Any) -> dict[str, dict[str, int]]:
     return groups
 
 
-def class_counts_figure(counts: dict[str, dict[str, int] | None], names: dict[str, str]) -> str:
+def class_counts_figure(counts: dict[str, dict[str, int]], names: dict[str, str]) -> str:
     return figure(class_counts_plot(counts, names), "class counts")
 
 
-def class_counts_plot(counts: dict[str, dict[str, int] | None], names: dict[str, str]):
+def class_counts_plot(counts: dict[str, dict[str, int]], names: dict[str, str]):
     """Rows per class and group (train/val/test, or before/after balancing) as horizontal
     bars: class names stay readable for 2 or 20 classes, the legend sits outside the bars."""
     groups = [g for g in counts if counts[g]]
-    labels = sorted({lbl for g in groups for lbl in counts[g] or {}}, key=_natural)
+    labels = sorted({lbl for g in groups for lbl in counts[g]}, key=_natural)
     height = 0.8 / len(groups)
     fig, ax = plt.subplots(
         figsize=(7.5, 1.0 + max(0.3, 0.12 * len(groups) + 0.08) * len(labels)), layout="constrained"
     )
     y = np.arange(len(labels))
     for i, g in enumerate(groups):
-        values = [(counts[g] or {}).get(lbl, 0) for lbl in labels]
+        values = [counts[g].get(lbl, 0) for lbl in labels]
         ax.barh(y + (i - (len(groups) - 1) / 2) * height, values, height, label=g)
     ax.set_yticks(y, [names.get(lbl, lbl) for lbl in labels])
     ax.invert_yaxis()  # first class on top, as in the tables
