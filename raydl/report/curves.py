@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from raydl.report.render import figure
 
@@ -34,6 +35,7 @@ def curves_figure(epochs: list[dict[str, Any]], loss_units: str | None = None) -
                 ax.plot(x, [e.get(k) for e in epochs], marker="o", ms=3, label=prefix)
         ax.set_title(f"{kind} ({loss_units})" if kind == "loss" and loss_units else kind, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.legend(fontsize=8)
     for ax in flat[len(kinds) :]:
         ax.remove()
