@@ -179,7 +179,8 @@ def _stages(
         )
         if spec.tune is not None:
             stage("tune", _search_detail(spec))
-            search = _search(spec, prepared, run_dir, resume_search)
+            with display.working("searching (trials in tune/trials.csv when done)"):
+                search = _search(spec, prepared, run_dir, resume_search)
             best_checkpoint, best_metrics, epochs_run = (
                 search.best_checkpoint,
                 {"epoch": _checkpoint_epoch(search.best_checkpoint)},

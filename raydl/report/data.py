@@ -33,9 +33,10 @@ def data_section(report: dict[str, Any], names: dict[str, str]) -> str:
         ]
         parts.append("<h3>cleaning steps</h3>" + table(steps))
     for key in ("missing", "outliers"):
-        if report.get(key):
-            rows = [{"column": c, "rows": n} for c, n in report[key].items()]
-            parts.append(f"<h3>{key}</h3>" + table(rows))
+        if isinstance(report.get(key), dict):
+            rows = [{"column": c, "rows": n} for c, n in report[key].items() if n]
+            body = table(rows) if rows else f'<p class="muted">no {key} in any column</p>'
+            parts.append(f"<h3>{key}</h3>" + body)
     counts = _count_groups(report.get("class_counts"))
     if counts:
         parts.append("<h3>class counts</h3>" + class_counts_figure(counts, names))

@@ -22,7 +22,8 @@ def example_html(example: dict[str, Any] | None, alt: str) -> str:
     if "text" in example:
         parts.append(f"<div>{html.escape(example['text'])}</div>")
     if "fields" in example:
-        parts.append(html.escape(cell(example["fields"])))
+        # every field, zeros included (cell() leaves out zero counts, not zero values)
+        parts.append("; ".join(f"{html.escape(str(k))} {cell(v)}" for k, v in example["fields"].items()))
     return "".join(parts)
 
 
