@@ -35,7 +35,10 @@ def curves_figure(epochs: list[dict[str, Any]], loss_units: str | None = None) -
                 ax.plot(x, [e.get(k) for e in epochs], marker="o", ms=3, label=prefix)
         ax.set_title(f"{kind} ({loss_units})" if kind == "loss" and loss_units else kind, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+        if len(x) <= 12:
+            ax.set_xticks(x)  # epochs are whole; one epoch is one point, not a 0.95–1.05 axis
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     for ax in flat[len(kinds) :]:
         ax.remove()

@@ -11,20 +11,21 @@ from raydl.report.render import cell, table, thumbnail
 _SHOWN = ("row_id", "true", "predicted", "p_true", "p_predicted", "abs_error")
 
 
-def example_html(example: dict[str, Any] | None, alt: str) -> str:
+def example_html(example: dict[str, Any] | None, alt: str, row_id: Any = None) -> str:
+    """One example as HTML; its file path is left out where the row's id already shows it."""
     if not example:
         return ""
     parts = []
     if "image_png" in example:
         parts.append(thumbnail(example["image_png"], alt))
-    if "path" in example:
+    if "path" in example and example["path"] != row_id:
         parts.append(f"<div><code>{html.escape(str(example['path']))}</code></div>")
     if "text" in example:
         parts.append(f"<div>{html.escape(example['text'])}</div>")
     if "fields" in example:
         # every field, zeros included (cell() leaves out zero counts, not zero values)
         parts.append("; ".join(f"{html.escape(str(k))} {cell(v)}" for k, v in example["fields"].items()))
-    return "".join(parts)
+    return f'<span class="example">{"".join(parts)}</span>'
 
 
 def errors_section(errors: dict[str, Any]) -> str:
@@ -49,7 +50,7 @@ def errors_section(errors: dict[str, Any]) -> str:
         body += "<h3>most confused pairs</h3>" + table(rows, columns, raw=("examples",))
     rows = [
         {k: w.get(k) for k in _SHOWN if k in w}
-        | {"example": example_html(w.get("example"), str(w.get("true")))}
+        | {"example": example_html(w.get("example"), str(w.get("true")), w.get("row_id"))}
         for w in worst
     ]
     columns = [k for k in _SHOWN if any(k in w for w in worst)]

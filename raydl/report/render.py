@@ -22,8 +22,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right;
 vertical-align:top}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 td.text{text-align:left;max-width:36em}.muted{color:#777}.note{background:#f6f8fa;padding:.5em .8em}
-.failed{background:#fdecea;border-left:4px solid #c62828;padding:.6em 1em}
-figure{margin:.5em 0}img.thumb{image-rendering:pixelated;border:1px solid #ccc;margin:1px}
+figure{margin:.5em 0}.example{display:inline-block;vertical-align:top;margin:2px 4px}
+img.thumb{image-rendering:pixelated;border:1px solid #ccc;margin:1px}
 """
 
 
