@@ -447,28 +447,26 @@ def list_runs(
         Path | None, typer.Argument(help="A runs folder (default ./runs or $RAYDL_RUNS_DIR).")
     ] = None,
 ) -> None:
-    """List the runs of a runs folder, newest first: status, task, main test metric, time."""
-    from rich.table import Table
-
+    """List the runs of a runs folder, newest first: status, task, main test metric, time
+    (and, for a run that failed, where and why)."""
     from raydl import env
     from raydl.runs import list_runs as runs_in
 
     root = runs_dir or Path(env.runs_root())
     runs = runs_in(root)
     if not runs:
-        console.print(f"no runs in {root}")
+        console.print(f"no runs in {root}", highlight=False)
         return
-    colour = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
-    t = Table(title=f"runs in {root}", title_justify="left")
-    for col in ("run", "status", "task", "main metric", "created"):
-        t.add_column(col, no_wrap=col != "status")
+    # plain aligned columns, not a rich table: a narrow terminal or a pipe would squash it
+    rows = [("RUN", "STATUS", "TASK", "MAIN METRIC", "CREATED", "")]
     for r in runs:
-        status = f"[{colour.get(r.status, 'white')}]{r.status}[/]"
-        if r.status in ("failed", "interrupted") and r.stage:
-            status += f" in {r.stage}: {r.error or ''}"
-        metric = f"{r.main_metric[0]} {r.main_metric[1]:.4f}" if r.main_metric else "—"
-        t.add_row(r.path.name, status, r.task or "—", metric, r.created.replace("T", " "))
-    console.print(t)
+        metric = f"{r.main_metric[0]} {r.main_metric[1]:.4f}" if r.main_metric else "-"
+        why = f"in {r.stage}: {r.error}" if r.status in ("failed", "interrupted") else ""
+        rows.append((r.path.name, r.status, r.task or "-", metric, r.created.replace("T", " "), why))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        line = "  ".join(v.ljust(w) for v, w in zip(row, widths)) + ("  " + row[5] if row[5] else "")
+        console.print(line.rstrip(), highlight=False, markup=False)
 
 
 def main() -> None:

@@ -30,4 +30,4 @@ def test_a_run_that_fails_in_data_preparation_says_so_everywhere(repo_root, tmp_
     listing = raydl("runs", str(runs))
     assert listing.returncode == 0
     row = next(line for line in listing.stdout.splitlines() if run_dir.name[:20] in line)
-    assert "failed in data" in row and "classification" in row
+    assert "failed" in row and "in data: DataError: data.source.path" in row and "classification" in row
