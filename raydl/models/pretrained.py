@@ -71,10 +71,12 @@ def hf_encoder(
     from transformers.utils import logging as hf_logging
 
     # transformers logs a LOAD REPORT (the checkpoint's pooler keys left unused) at warning
-    # on every build — the driver's check and each worker's; it is for -v (root at INFO)
-    level = hf_logging.get_verbosity()
+    # and draws a "Loading weights" bar on every build — the driver's check and each
+    # worker's; they are for -v (root logger at INFO)
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     if not logging.getLogger().isEnabledFor(logging.INFO):
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     try:
         # no pooler: the head pools itself, and an unused pooler would trip DDP when fine-tuning
         encoder = AutoModel.from_pretrained(
@@ -82,4 +84,6 @@ def hf_encoder(
         )
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     return EncoderClassifier(encoder, num_outputs, pad_id, dropout)
