@@ -163,12 +163,19 @@ class Display:
         cm = metrics.get("confusion_matrix")
         if cm and len(cm) <= 12:
             names = metrics.get("classes") or [str(i) for i in range(len(cm))]
-            t = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+            # rows carry the whole names; columns too when they are short, else their row's
+            # number, so ten names like "T-shirt/top" still fit across a terminal
+            short = max(map(len, names)) <= 6
+            heads = names if short else [str(i) for i in range(len(names))]
+            by = "" if short else ", by row number"
+            # the title on its own line: as a table title it wraps to a narrow table's width
+            self._print(f"[italic]confusion matrix[/] (rows: true, columns: predicted{by})")
+            t = Table()
             t.add_column("")
-            for n in names:
-                t.add_column(n[:8], justify="right", no_wrap=True, min_width=len(str(int(max(map(max, cm))))))
-            for n, row in zip(names, cm):  # counts (JSON may hold them as floats)
-                t.add_row(n[:8], *[str(int(v)) for v in row])
+            for h in heads:
+                t.add_column(h, justify="right", no_wrap=True, min_width=len(str(int(max(map(max, cm))))))
+            for i, (n, row) in enumerate(zip(names, cm)):  # counts (JSON may hold them as floats)
+                t.add_row(n if short else f"{i} {n}", *[str(int(v)) for v in row])
             self._print(t)
 
     def note(self, text: str) -> None:

@@ -17,3 +17,20 @@ def test_other_labels_keep_the_names_the_data_gives():
     assert class_names(np.arange(3), "digits") == ["0", "1", "2"]  # digits' names are the digits
     assert class_names([np.int64(4)]) == ["4"]
     assert class_names(["tshirt", "boot"], "fashion_mnist") == ["tshirt", "boot"]  # folder names stay
+
+
+def test_the_terminals_confusion_matrix_shows_whole_names():
+    import io
+
+    from rich.console import Console
+
+    from raydl.progress import Display
+
+    out = io.StringIO()
+    cm = (np.eye(10, dtype=int) * 50 + 1).tolist()
+    Display(Console(file=out, width=100)).metrics(
+        {"classes": list(FASHION_MNIST), "confusion_matrix": cm}, "classification"
+    )
+    text = out.getvalue()
+    assert "0 T-shirt/top" in text and "9 Ankle boot" in text and "by row number" in text
+    assert all(len(line) <= 100 for line in text.splitlines())  # ten long names still fit
