@@ -158,10 +158,11 @@ def _stages(
             facts = manifest(spec.seed, prepared.report["fingerprint"], resources)
             run_dir.mark("running", task=spec.data.task, **facts)
         display.data(prepared.report)
-        display.data_report(prepared.report)
+        pre = prepared.preprocessor
+        shown = _class_names(spec, pre)
+        display.data_report(prepared.report, dict(zip(map(str, pre.classes or []), shown or [])))
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
-        pre = prepared.preprocessor
         model = build_model(
             spec.model.arch,
             tuple(pre.input_shape),
@@ -207,7 +208,7 @@ def _stages(
                 pre,
                 spec.evaluate.metrics,
                 details,
-                class_names=_class_names(spec, pre),
+                class_names=shown,
             )
         if "errors" in details:  # a VAE or language model scores no predictions
             from raydl.examples import attach_examples

@@ -62,9 +62,10 @@ class Display:
             f"{extra}; input shape {tuple(report['input_shape'])}"
         )
 
-    def data_report(self, report: dict[str, Any]) -> None:
+    def data_report(self, report: dict[str, Any], names: dict[str, str] | None = None) -> None:
         """The cleaning steps, missing values, outliers, class balance and train feature
-        statistics of a data report (the keys that are present)."""
+        statistics of a data report (the keys that are present). ``names``: a class value's
+        display name, where it differs (see :mod:`raydl.names`)."""
         steps = report.get("steps") or []
         if steps:
             t = Table(title="data preparation", title_justify="left")
@@ -91,7 +92,7 @@ class Display:
             t.add_column("before", justify="right")
             t.add_column("after", justify="right")
             for k, v in cc["before"].items():
-                t.add_row(str(k), str(v), str(after.get(k, "")))
+                t.add_row((names or {}).get(str(k), str(k)), str(v), str(after.get(k, "")))
             self._print(t)
         features = report.get("features") or {}
         if features:
