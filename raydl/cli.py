@@ -118,6 +118,7 @@ def data(
     """Run only the data preparation of a job and print its data report."""
     from raydl.checks import load_spec
     from raydl.data.prepare import prepare_data
+    from raydl.names import names_by_value
     from raydl.progress import Display
     from raydl.runtime import connect
 
@@ -127,7 +128,7 @@ def data(
     with _interruptible(), connect(job, verbose):
         prepared = prepare_data(job)
     display.data(prepared.report)
-    display.data_report(prepared.report)
+    display.data_report(prepared.report, names_by_value(job, prepared.preprocessor.classes))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(prepared.report, indent=2, default=str) + "\n")

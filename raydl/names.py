@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from raydl.spec import BuiltinSource, JobSpec
+
 # Fashion-MNIST's labels, as zalandoresearch/fashion-mnist's README names them.
 FASHION_MNIST = (
     "T-shirt/top",
@@ -45,3 +47,16 @@ def class_names(classes: Sequence[Any], builtin: str | None = None) -> list[str]
         else:
             out.append(str(value))
     return out
+
+
+def names_for(spec: JobSpec, classes: Sequence[Any] | None) -> list[str] | None:
+    """The display names of a classification job's classes (None for other tasks)."""
+    if spec.data.task != "classification" or not classes:
+        return None
+    src = spec.data.source
+    return class_names(classes, src.name if isinstance(src, BuiltinSource) else None)
+
+
+def names_by_value(spec: JobSpec, classes: Sequence[Any] | None) -> dict[str, str]:
+    """``{str(value): name}``: a data report's class keys to their display names."""
+    return dict(zip(map(str, classes or []), names_for(spec, classes) or []))

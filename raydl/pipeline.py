@@ -16,11 +16,11 @@ from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError
 from raydl.evaluate.evaluator import evaluate_model
 from raydl.models import build_model
-from raydl.names import class_names
+from raydl.names import names_by_value, names_for
 from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
 from raydl.runtime import connect
-from raydl.spec import BuiltinSource, JobSpec
+from raydl.spec import JobSpec
 from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
 from raydl.train.trainer import fit, has_checkpoint
@@ -159,8 +159,8 @@ def _stages(
             run_dir.mark("running", task=spec.data.task, **facts)
         display.data(prepared.report)
         pre = prepared.preprocessor
-        shown = _class_names(spec, pre)
-        display.data_report(prepared.report, dict(zip(map(str, pre.classes or []), shown or [])))
+        shown = names_for(spec, pre.classes)
+        display.data_report(prepared.report, names_by_value(spec, pre.classes))
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
         model = build_model(
@@ -267,13 +267,6 @@ def _checkpoint_epoch(checkpoint: Path) -> int | None:
     return int(torch.load(path, weights_only=False, map_location="cpu")["epoch"])
 
 
-def _class_names(spec: JobSpec, pre: Preprocessor) -> list[str] | None:
-    if spec.data.task != "classification" or not pre.classes:
-        return None
-    src = spec.data.source
-    return class_names(pre.classes, src.name if isinstance(src, BuiltinSource) else None)
-
-
 def _search_detail(spec: JobSpec) -> str:
     t = spec.tune
     assert t is not None
@@ -322,7 +315,7 @@ def evaluate_run(
             prepared.datasets["test"],
             prepared.preprocessor,
             spec.evaluate.metrics,
-            class_names=_class_names(spec, prepared.preprocessor),
+            class_names=names_for(spec, prepared.preprocessor.classes),
         )
     display.metrics(metrics, spec.data.task)
     return metrics

@@ -34,3 +34,18 @@ def test_the_terminals_confusion_matrix_shows_whole_names():
     text = out.getvalue()
     assert "0 T-shirt/top" in text and "9 Ankle boot" in text and "by row number" in text
     assert all(len(line) <= 100 for line in text.splitlines())  # ten long names still fit
+
+
+def test_a_jobs_names_come_from_its_source():
+    from raydl.names import names_by_value, names_for
+    from raydl.spec import validate_spec
+
+    def job(source, task="classification", label="y"):
+        raw = {"name": "t", "data": {"source": source, "task": task, "label": label}, "model": {"arch": "mlp"}}
+        return validate_spec(raw, local_paths=False)
+
+    fashion = job({"type": "builtin", "name": "fashion_mnist"}, label="label")
+    assert names_for(fashion, [0, 9]) == ["T-shirt/top", "Ankle boot"]
+    assert names_by_value(fashion, [0, 9]) == {"0": "T-shirt/top", "9": "Ankle boot"}
+    assert names_for(job({"type": "csv", "path": "x.csv"}), ["no", "yes"]) == ["no", "yes"]
+    assert names_for(job({"type": "csv", "path": "x.csv"}, "regression"), None) is None
