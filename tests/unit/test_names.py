@@ -41,7 +41,11 @@ def test_a_jobs_names_come_from_its_source():
     from raydl.spec import validate_spec
 
     def job(source, task="classification", label="y"):
-        raw = {"name": "t", "data": {"source": source, "task": task, "label": label}, "model": {"arch": "mlp"}}
+        raw = {
+            "name": "t",
+            "data": {"source": source, "task": task, "label": label},
+            "model": {"arch": "mlp"},
+        }
         return validate_spec(raw, local_paths=False)
 
     fashion = job({"type": "builtin", "name": "fashion_mnist"}, label="label")
