@@ -67,6 +67,8 @@ def search_section(trials, metric: str | None, mode: str, best: dict[str, Any]) 
         )
     if params and metric is not None and metric in trials and trials[metric].notna().sum() >= 2:
         parts.append(parallel_figure(trials, params, metric, mode))
-    rows = trials.drop(columns=[c for c in ("trial_path",) if c in trials]).to_dict("records")
+    shown = trials.drop(columns=[c for c in ("trial_path",) if c in trials])
+    # "config/train.optimizer.lr" → "train.optimizer.lr": the table fits the page
+    rows = shown.rename(columns=lambda c: c.removeprefix("config/")).to_dict("records")
     parts.append("<h3>trials</h3>" + table(rows))
     return "".join(parts)
