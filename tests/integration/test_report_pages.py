@@ -1,7 +1,7 @@
 """The reports of real runs, as a user opens them: a classification (digits), a regression
-(diabetes), an image folder and a text run, each trained for one epoch on a small subset,
-then opened in headless Chromium — its DOM parsed, a screenshot drawn, every figure
-decoded and not one flat colour, no Python dict in any table cell."""
+(diabetes), an image folder and a text run (the first three the suite's own session runs,
+the regression one epoch of its own), opened in headless Chromium: its DOM parsed, a
+screenshot drawn, every figure decoded and not one flat colour, no Python dict in any cell."""
 
 import base64
 import html
@@ -15,30 +15,26 @@ from PIL import Image
 
 import raydl
 from raydl.spec import load_spec
-from tests.integration.test_sources import digit_folder
 
 pytestmark = pytest.mark.integration
 
-# one epoch, small subsets: the page is under test here, not the model
-QUICK = ["train.epochs=1", "train.scheduler.warmup_epochs=0", "train.early_stopping=null"]
-
 
 @pytest.fixture(scope="module")
-def runs(ray_cluster, tmp_path_factory, repo_root):
-    """Four finished runs, trained once for the module."""
-    root = tmp_path_factory.mktemp("runs")
-    folder = digit_folder(tmp_path_factory.mktemp("imgs") / "digits", per_class=30)
-    jobs = {
-        "digits": ("digits_cnn.yaml", []),
-        "diabetes": ("diabetes_mlp.yaml", ["train.scheduler.warmup_epochs=0"]),
-        "images": ("fashion_mnist_images.yaml", [f"data.source.path={folder}", "data.image.shape=[1,12,12]"]),
-        "text": ("bbc_news_text.yaml", ["data.source.limit=150", "data.text.max_length=64"]),
+def runs(digits_run, image_run, bbc_run, tmp_path_factory, repo_root):
+    """Four finished runs: the suite's own digits, image-folder and BBC runs (session
+    fixtures, trained once for every module that reads them) and one small regression,
+    trained here for one epoch — no other module trains diabetes."""
+    spec = load_spec(
+        f"{repo_root}/jobs/diabetes_mlp.yaml",
+        ["train.epochs=1", "train.scheduler.warmup_epochs=0", "train.early_stopping=null"],
+    )
+    diabetes = raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")).run_dir
+    return {
+        "digits": digits_run.run_dir,
+        "diabetes": diabetes,
+        "images": image_run[0].run_dir,
+        "text": bbc_run.run_dir,
     }
-    out = {}
-    for name, (job, extra) in jobs.items():
-        spec = load_spec(f"{repo_root}/jobs/{job}", QUICK + extra)
-        out[name] = raydl.run(spec, runs_root=root).run_dir
-    return out
 
 
 SECTIONS = {
