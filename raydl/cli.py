@@ -118,6 +118,7 @@ def data(
     """Run only the data preparation of a job and print its data report."""
     from raydl.checks import load_spec
     from raydl.data.prepare import prepare_data
+    from raydl.names import names_by_value
     from raydl.progress import Display
     from raydl.runtime import connect
 
@@ -127,7 +128,7 @@ def data(
     with _interruptible(), connect(job, verbose):
         prepared = prepare_data(job)
     display.data(prepared.report)
-    display.data_report(prepared.report)
+    display.data_report(prepared.report, names_by_value(job, prepared.preprocessor.classes))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(prepared.report, indent=2, default=str) + "\n")
@@ -526,10 +527,39 @@ def tune(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]) -> None:
-    """(Re)build a run's report.html from what its run directory holds."""
+    """(Re)build a run's report.html from what its run directory holds; a failed run gets
+    what failed and where, and exit code 1."""
     from raydl.report import build_report
 
     console.print(f"[green]wrote[/] {build_report(run_dir)}")
+
+
+@app.command("runs")
+def list_runs(
+    runs_dir: Annotated[
+        Path | None, typer.Argument(help="A runs folder (default ./runs or $RAYDL_RUNS_DIR).")
+    ] = None,
+) -> None:
+    """List the runs of a runs folder, newest first: status, task, main test metric, time
+    (and, for a run that failed, where and why)."""
+    from raydl import env
+    from raydl.runs import list_runs as runs_in
+
+    root = runs_dir or Path(env.runs_root())
+    runs = runs_in(root)
+    if not runs:
+        console.print(f"no runs in {root}", highlight=False)
+        return
+    # plain aligned columns, not a rich table: a narrow terminal or a pipe would squash it
+    rows = [("RUN", "STATUS", "TASK", "MAIN METRIC", "CREATED", "")]
+    for r in runs:
+        metric = f"{r.main_metric[0]} {r.main_metric[1]:.4f}" if r.main_metric else "-"
+        why = f"in {r.stage}: {r.error}" if r.status in ("failed", "interrupted") else ""
+        rows.append((r.path.name, r.status, r.task or "-", metric, r.created.replace("T", " "), why))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        line = "  ".join(v.ljust(w) for v, w in zip(row, widths)) + ("  " + row[5] if row[5] else "")
+        console.print(line.rstrip(), highlight=False, markup=False)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from raydl.data.preprocess import Preprocessor
 from raydl.errors import RaydlError
 from raydl.evaluate.evaluator import evaluate_model
 from raydl.models import build_model
+from raydl.names import names_by_value, names_for
 from raydl.predict import CALIBRATION
 from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
@@ -26,6 +27,7 @@ from raydl.spec import JobSpec
 from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
 from raydl.train.trainer import fit, has_checkpoint
+from raydl.units import regression_units
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,17 @@ def resume_run(path: str | Path, *, display: Display | None = None, verbose: boo
     )
 
 
+class _Stages:
+    """The stage a run is in, shown to the user and recorded if the run fails."""
+
+    def __init__(self, display: Display):
+        self.display, self.current = display, "start"
+
+    def __call__(self, name: str, detail: str) -> None:
+        self.current = name
+        self.display.stage(name, detail)
+
+
 def _train_and_evaluate(
     spec: JobSpec,
     run_dir: RunDir,
@@ -104,9 +117,39 @@ def _train_and_evaluate(
     resume_search: bool = False,
     publish_to: str | None = None,
 ) -> RunResult:
+    """The stages in order; a run that fails or is interrupted says so, and where, in its
+    ``manifest.json`` (``status``, ``stage``, ``error``) before the error goes on up."""
+    stages = _Stages(display)
+    run_dir.mark("running", task=spec.data.task)
+    try:
+        result = _stages(
+            spec, run_dir, display, stages, verbose, preprocessor, fingerprint, resume_search, publish_to
+        )
+    except KeyboardInterrupt:
+        run_dir.mark("interrupted", stage=stages.current, error="interrupted (Ctrl-C)")
+        raise
+    except BaseException as e:
+        run_dir.mark("failed", stage=stages.current, error=f"{type(e).__name__}: {e}".strip())
+        raise
+    run_dir.mark("succeeded", task=spec.data.task)
+    return result
+
+
+def _stages(
+    spec: JobSpec,
+    run_dir: RunDir,
+    display: Display,
+    stage: _Stages,
+    verbose: bool,
+    preprocessor: Preprocessor | None,
+    fingerprint: str | None,
+    resume_search: bool,
+    publish_to: str | None,
+) -> RunResult:
     with connect(spec, verbose) as resources:
-        display.stage("data", "reading, splitting and fitting preprocessing on Ray Data")
-        prepared = prepare_data(spec, preprocessor=preprocessor)
+        stage("data", "reading, splitting and fitting preprocessing on Ray Data")
+        with display.working("preparing data"):
+            prepared = prepare_data(spec, preprocessor=preprocessor)
         if fingerprint is not None and prepared.report["fingerprint"] != fingerprint:
             raise RaydlError(
                 f"data: the data changed since this run (fingerprint "
@@ -115,14 +158,14 @@ def _train_and_evaluate(
         if preprocessor is None:
             prepared.preprocessor.save(run_dir.preprocessor)
             run_dir.write_json(run_dir.data_report, prepared.report)
-            run_dir.write_json(
-                run_dir.manifest, manifest(spec.seed, prepared.report["fingerprint"], resources)
-            )
+            facts = manifest(spec.seed, prepared.report["fingerprint"], resources)
+            run_dir.mark("running", task=spec.data.task, **facts)
         display.data(prepared.report)
-        display.data_report(prepared.report)
+        pre = prepared.preprocessor
+        shown = names_for(spec, pre.classes)
+        display.data_report(prepared.report, names_by_value(spec, pre.classes))
 
         # Build once here: a model that cannot take this data fails before Ray Train starts.
-        pre = prepared.preprocessor
         model = build_model(
             spec.model.arch,
             tuple(pre.input_shape),
@@ -132,14 +175,16 @@ def _train_and_evaluate(
         )
         build_augment(spec.data.augment, pre.input_shape, pre.num_outputs, pre.data_info)  # fail early
         transfer.freeze(model, spec.model.pretrained.freeze)  # a pattern matching nothing fails here
-        display.stage(
+        stage(
             "train",
             f"{spec.train.workers} Ray Train workers, "
             f"{sum(p.numel() for p in model.parameters()):,} parameters"
             + (", resuming from the latest checkpoint" if preprocessor is not None else ""),
         )
         if spec.tune is not None:
-            search = _search(spec, prepared, run_dir, display, resume_search)
+            stage("tune", _search_detail(spec))
+            with display.working("searching (trials in tune/trials.csv when done)"):
+                search = _search(spec, prepared, run_dir, resume_search)
             best_checkpoint, best_metrics, epochs_run = (
                 search.best_checkpoint,
                 {"epoch": _checkpoint_epoch(search.best_checkpoint)},
@@ -154,16 +199,24 @@ def _train_and_evaluate(
                 result.epochs_run,
             )
 
-        display.stage(
+        stage(
             "evaluate",
             f"best checkpoint by {spec.train.checkpoint.metric} (epoch {best_metrics.get('epoch')})",
         )
         details: dict[str, Any] = {}
-        metrics = evaluate_model(
-            load_model_dir(best_checkpoint), prepared.datasets["test"], pre, spec.evaluate.metrics, details
-        )
+        with display.working("scoring the test split"):
+            metrics = evaluate_model(
+                load_model_dir(best_checkpoint),
+                prepared.datasets["test"],
+                pre,
+                spec.evaluate.metrics,
+                details,
+                class_names=shown,
+            )
         if "errors" in details:  # a VAE or language model scores no predictions
-            run_dir.write_json(run_dir.path / "errors.json", details["errors"])
+            from raydl.examples import attach_examples
+
+            run_dir.write_json(run_dir.path / "errors.json", attach_examples(spec, details["errors"]))
         if "predictions" in details:
             _save_predictions(run_dir, details["predictions"])
         if spec.evaluate.calibration == "temperature" and "predictions" in details:
@@ -176,7 +229,7 @@ def _train_and_evaluate(
             from raydl.evaluate.crossval import cross_validate
 
             cv = spec.evaluate.cross_validation
-            display.stage(
+            stage(
                 "cross-validate", f"{cv.method} ({cv.k} folds)" if cv.method == "kfold" else cv.method
             )
             metrics["cross_validation"] = cross_validate(spec, prepared, run_dir)["metrics"]
@@ -191,10 +244,15 @@ def _train_and_evaluate(
             compress(spec, run_dir, pre, x, y, display, prepared)
     from raydl.report import build_report
 
-    build_report(run_dir.path)
+    stage("report", "report.html")
+    with display.working("drawing the report"):
+        build_report(run_dir.path)
     if publish_to:
         log.info("run directory published to %s", publish(run_dir, publish_to))
     display.metrics(metrics, spec.data.task)
+    if spec.data.task == "regression":
+        loss = spec.train.loss.type or "mse"
+        display.note(regression_units(spec.data.label, pre.target_center, pre.target_scale, loss))
     display.done(run_dir.path)
     return RunResult(run_dir.path, metrics)
 
@@ -249,17 +307,18 @@ def _checkpoint_epoch(checkpoint: Path) -> int | None:
     return int(torch.load(path, weights_only=False, map_location="cpu")["epoch"])
 
 
-def _search(spec: JobSpec, prepared, run_dir: RunDir, display: Display, resume: bool):
+def _search_detail(spec: JobSpec) -> str:
+    t = spec.tune
+    assert t is not None
+    return f"{t.search} search, {t.num_samples} trials, scheduler {t.scheduler and t.scheduler.type}"
+
+
+def _search(spec: JobSpec, prepared, run_dir: RunDir, resume: bool):
     """The ``tune:`` stage: the best trial's checkpoint becomes the run's best checkpoint."""
     import shutil
 
     from raydl.tune.search import run_search
 
-    t = spec.tune
-    assert t is not None
-    display.stage(
-        "tune", f"{t.search} search, {t.num_samples} trials, scheduler {t.scheduler and t.scheduler.type}"
-    )
     search = run_search(spec, prepared, run_dir, resume=resume)
     if run_dir.best_checkpoint.exists():
         shutil.rmtree(run_dir.best_checkpoint)
@@ -296,6 +355,7 @@ def evaluate_run(
             prepared.datasets["test"],
             prepared.preprocessor,
             spec.evaluate.metrics,
+            class_names=names_for(spec, prepared.preprocessor.classes),
         )
     display.metrics(metrics, spec.data.task)
     return metrics

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from raydl.spec import JobSpec
@@ -18,6 +25,10 @@ _EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_
 
 def _fmt(row: dict[str, Any], keys=_EPOCH_KEYS) -> str:
     return "  ".join(f"{k} {row[k]:.4f}" for k in keys if isinstance(row.get(k), float))
+
+
+def _stopped(row: dict[str, Any]) -> str:
+    return "  [yellow](early stop)[/]" if row.get("stopped_early") else ""
 
 
 def _short(d: dict[str, Any]) -> str:
@@ -55,9 +66,10 @@ class Display:
             f"{extra}; input shape {tuple(report['input_shape'])}"
         )
 
-    def data_report(self, report: dict[str, Any]) -> None:
+    def data_report(self, report: dict[str, Any], names: dict[str, str] | None = None) -> None:
         """The cleaning steps, missing values, outliers, class balance and train feature
-        statistics of a data report (the keys that are present)."""
+        statistics of a data report (the keys that are present). ``names``: a class value's
+        display name, where it differs (see :mod:`raydl.names`)."""
         steps = report.get("steps") or []
         if steps:
             t = Table(title="data preparation", title_justify="left")
@@ -84,7 +96,7 @@ class Display:
             t.add_column("before", justify="right")
             t.add_column("after", justify="right")
             for k, v in cc["before"].items():
-                t.add_row(str(k), str(v), str(after.get(k, "")))
+                t.add_row((names or {}).get(str(k), str(k)), str(v), str(after.get(k, "")))
             self._print(t)
         features = report.get("features") or {}
         if features:
@@ -98,10 +110,32 @@ class Display:
             self._print(t)
 
     @contextlib.contextmanager
+    def working(self, what: str) -> Iterator[None]:
+        """A live spinner with the time so far over a long phase that reports nothing itself
+        (data preparation, evaluation, the report): the terminal is never silent for long.
+        Not on a terminal (a log file, CI), nothing: a live display there leaves blank lines."""
+        if self.quiet or not self.console.is_terminal:
+            yield
+            return
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn(f"  {what}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        progress.add_task(what, total=None)
+        with progress:
+            yield
+
+    @contextlib.contextmanager
     def epochs(self, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
         """A live bar over epochs; yields the callback that takes each epoch's metrics."""
         if self.quiet:
             yield lambda row: None
+            return
+        if not self.console.is_terminal:  # a log file: the epoch lines, no live bar
+            yield lambda row: self._print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{_stopped(row)}")
             return
         progress = Progress(
             TextColumn("  epochs"),
@@ -115,8 +149,7 @@ class Display:
         task = progress.add_task("train", total=total, latest="starting workers…")
 
         def on_epoch(row: dict[str, Any]) -> None:
-            stop = "  [yellow](early stop)[/]" if row.get("stopped_early") else ""
-            progress.console.print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{stop}")
+            progress.console.print(f"  epoch {row['epoch']:>3}  {_fmt(row)}{_stopped(row)}")
             progress.update(task, completed=row["epoch"], latest=_fmt(row, ("val_loss",)))
 
         with progress:
@@ -135,13 +168,23 @@ class Display:
         cm = metrics.get("confusion_matrix")
         if cm and len(cm) <= 12:
             names = metrics.get("classes") or [str(i) for i in range(len(cm))]
-            t = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+            # rows carry the whole names; columns too when they are short, else their row's
+            # number, so ten names like "T-shirt/top" still fit across a terminal
+            short = max(map(len, names)) <= 6
+            heads = names if short else [str(i) for i in range(len(names))]
+            by = "" if short else ", by row number"
+            # the title on its own line: as a table title it wraps to a narrow table's width
+            self._print(f"[italic]confusion matrix[/] (rows: true, columns: predicted{by})")
+            t = Table()
             t.add_column("")
-            for n in names:
-                t.add_column(n[:8], justify="right", no_wrap=True, min_width=len(str(int(max(map(max, cm))))))
-            for n, row in zip(names, cm):  # counts (JSON may hold them as floats)
-                t.add_row(n[:8], *[str(int(v)) for v in row])
+            for h in heads:
+                t.add_column(h, justify="right", no_wrap=True, min_width=len(str(int(max(map(max, cm))))))
+            for i, (n, row) in enumerate(zip(names, cm)):  # counts (JSON may hold them as floats)
+                t.add_row(n if short else f"{i} {n}", *[str(int(v)) for v in row])
             self._print(t)
+
+    def note(self, text: str) -> None:
+        self._print(f"  [dim]{text}[/]", highlight=False)
 
     def done(self, path: Path) -> None:
         self._print(f"[green]done[/]: {path}")

@@ -65,6 +65,16 @@ class RunDir:
             raise RaydlError(f"{path}: missing; did the run reach this stage?")
         return json.loads(path.read_text())
 
+    def mark(self, status: str, **fields: Any) -> None:
+        """Record the run's ``status`` (running, succeeded, failed, interrupted) and its
+        details (``stage``, ``error``) in ``manifest.json``, keeping what it holds."""
+        current = json.loads(self.manifest.read_text()) if self.manifest.is_file() else {}
+        current.setdefault("created", dt.datetime.now().isoformat(timespec="seconds"))
+        for stale in ("stage", "error"):  # a resumed run that fails again says where, anew
+            current.pop(stale, None)
+        current |= {"status": status, "updated": dt.datetime.now().isoformat(timespec="seconds"), **fields}
+        self.write_json(self.manifest, current)
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         with self.metrics_log.open("a") as f:
             f.write(json.dumps(row) + "\n")

@@ -45,31 +45,51 @@ def images():
     return decode
 
 
+def _chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    chromium = shutil.which("chromium")
+    assert chromium, "needs Debian's chromium on PATH (make setup installs it)"
+    return subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def chromium_dom():
     """The DOM of a local HTML file as headless Chromium (Debian's ``chromium``) parsed it."""
 
     def dump(path, tmp_path) -> str:
-        chromium = shutil.which("chromium")
-        assert chromium, "needs Debian's chromium on PATH (make setup installs it)"
-        result = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                f"--user-data-dir={tmp_path / 'chromium'}",
-                "--dump-dom",
-                f"file://{path}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        return result.stdout
+        return _chromium(tmp_path, "--dump-dom", f"file://{path}").stdout
 
     return dump
+
+
+@pytest.fixture(scope="session")
+def chromium_screenshot():
+    """A PNG of a local HTML file as headless Chromium draws it, ``width`` x ``height``
+    pixels from the top of the page; returns the PNG's path."""
+
+    def shoot(path, tmp_path, png, width: int = 1200, height: int = 4000):
+        _chromium(
+            tmp_path,
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            f"--screenshot={png}",
+            f"file://{path}",
+        )
+        return png
+
+    return shoot

@@ -66,6 +66,20 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def pair_rows(
+    pairs: list[dict[str, Any]], classes: list[str], y, y_pred, ids: np.ndarray | None, per_pair: int = 3
+) -> None:
+    """Add to each confused pair the first ``per_pair`` test rows it holds: ``rows`` (their
+    positions in the test split) and ``row_ids`` (their names in the source, when it names them)."""
+    index = {c: i for i, c in enumerate(classes)}
+    y, y_pred = np.asarray(y).astype(np.int64), np.asarray(y_pred).astype(np.int64)
+    for pair in pairs:
+        hits = np.flatnonzero((y == index[pair["true"]]) & (y_pred == index[pair["predicted"]]))[:per_pair]
+        pair["rows"] = [int(i) for i in hits]
+        if ids is not None:
+            pair["row_ids"] = [_plain(ids[i]) for i in hits]
+
+
 def error_analysis(
     task: str, metrics: dict[str, Any], y, y_pred, scores, top: int = 10, ids: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -73,6 +87,7 @@ def error_analysis(
     if task == "classification":
         classes = metrics["classes"]
         out["confused_pairs"] = confused_pairs(np.asarray(metrics["confusion_matrix"]), classes)
+        pair_rows(out["confused_pairs"], classes, y, y_pred, ids)
         out["per_class"] = [{"class": c, **row} for c, row in zip(classes, metrics["per_class"])]
         out["worst"] = worst_examples(task, y, y_pred, scores, classes, top, ids)
     else:

@@ -42,10 +42,13 @@ def evaluate_model(
     preprocessor: Preprocessor,
     metrics: list[str] | None,
     details: dict[str, Any] | None = None,
+    class_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Test metrics; regression errors are in the target's original units. ``details``,
     when given, receives the error analysis (``errors``) and the predictions
-    (``predictions``: y, y_pred, scores, and the rows' ``id`` when the source names them)."""
+    (``predictions``: y, y_pred, scores, and the rows' ``id`` when the source names them).
+    ``class_names`` (see :mod:`raydl.names`) replace the classes' values in ``classes``
+    and the error analysis."""
     predictor = model if isinstance(model, Predictor) else Predictor.from_model(preprocessor, model)
     task = preprocessor.task
     out = predict(predictor, test)
@@ -66,7 +69,7 @@ def evaluate_model(
         y, y_pred, scores = preprocessor.decode_target(out["y"]), out["value"], None
     result = compute_test_metrics(task, y, y_pred, scores, metrics, preprocessor.num_outputs)
     if task == "classification":
-        result["classes"] = [str(c) for c in np.asarray(preprocessor.classes)]
+        result["classes"] = class_names or [str(c) for c in np.asarray(preprocessor.classes)]
     if details is not None:
         from raydl.evaluate.errors import error_analysis
 

@@ -9,6 +9,7 @@ are ``encoder.*`` and ``head.*``, which ``model.pretrained.freeze`` patterns add
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,22 @@ def hf_encoder(
         raise ValueError("hf_encoder needs model.pretrained.path (a local Hugging Face model folder)")
     if len(input_shape) != 1:
         raise ValueError(f"hf_encoder needs token ids (text data), got input shape {tuple(input_shape)}")
-    # no pooler: the head pools itself, and an unused pooler would trip DDP when fine-tuning
-    encoder = AutoModel.from_pretrained(
-        str(resolve_path(pretrained_path)), local_files_only=True, add_pooling_layer=False
-    )
+    from transformers.utils import logging as hf_logging
+
+    # transformers logs a LOAD REPORT (the checkpoint's pooler keys left unused) at warning
+    # and draws a "Loading weights" bar on every build — the driver's check and each
+    # worker's; they are for -v (root logger at INFO)
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        # no pooler: the head pools itself, and an unused pooler would trip DDP when fine-tuning
+        encoder = AutoModel.from_pretrained(
+            str(resolve_path(pretrained_path)), local_files_only=True, add_pooling_layer=False
+        )
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     return EncoderClassifier(encoder, num_outputs, pad_id, dropout)

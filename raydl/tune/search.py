@@ -9,6 +9,11 @@ checked before Ray starts, by :func:`raydl.checks.check_space`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
 from ray import tune
 
 from raydl.catalog import SPACES
@@ -62,6 +67,33 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def _quiet_tune_output() -> Iterator[None]:
+    """Without -v (the root logger above INFO), a search prints nothing of its own: Ray
+    2.60's new output engine prints the experiment's box, its paths and a TensorBoard hint
+    even at ``verbose=0`` (its legacy engine at 0 prints nothing), and Optuna logs every
+    study it creates at INFO."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        yield
+        return
+    import optuna
+
+    saved_engine, saved_optuna = os.environ.get(_TUNE_OUTPUT), optuna.logging.get_verbosity()
+    os.environ[_TUNE_OUTPUT] = "0"  # read by Tune when fit() starts
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(saved_optuna)
+        if saved_engine is None:
+            os.environ.pop(_TUNE_OUTPUT, None)
+        else:
+            os.environ[_TUNE_OUTPUT] = saved_engine
+
+
+_TUNE_OUTPUT = "RAY_AIR_NEW_OUTPUT"
+
+
 def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool = False) -> SearchResult:
     """Run (or resume) the search; write ``tune/`` and return the best trial.
 
@@ -76,7 +108,8 @@ def run_search(spec: JobSpec, prepared: PreparedData, run: RunDir, resume: bool 
         tuner = tune.Tuner.restore(str(tune_dir), _trainable(spec, prepared, run), resume_errored=True)
     else:
         tuner = build_tuner(spec, prepared, run)
-    grid = tuner.fit()
+    with _quiet_tune_output():
+        grid = tuner.fit()
     if interrupted(t, run):
         # Tune catches Ctrl-C, saves the experiment and returns as if done: a stopped
         # search must not go on to evaluation as if it had finished

@@ -225,6 +225,7 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(run.ray_storage),
+            verbose=0,  # Tune's trial tables: the run's terminal shows raydl's stages; trials go to tune/
             callbacks=[EpochLog(str(run.path / "tune")), *_callbacks(spec, run)],
             # one-worker trials report their checkpoints to Tune: keep the best and the latest
             checkpoint_config=tune.CheckpointConfig(

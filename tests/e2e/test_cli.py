@@ -109,6 +109,17 @@ def test_run_prints_epochs_and_test_metrics(cli_run):
     assert "epochs: 4" in (run_dir / "spec.yaml").read_text()
 
 
+def test_run_prints_nothing_but_raydls_own_lines(cli_run):
+    out, run_dir = cli_run
+    assert "" not in out.stdout.splitlines()  # no stray blank lines
+    noise = ("(raylet)", "(pid=", "WARNING", "Warning", "LOAD REPORT", "Traceback")
+    assert not [line for line in (out.stdout + out.stderr).splitlines() if any(n in line for n in noise)]
+    listing = raydl("runs", str(run_dir.parent))
+    row = next(line for line in listing.stdout.splitlines() if run_dir.name[:20] in line)
+    accuracy = json.loads((run_dir / "metrics.json").read_text())["accuracy"]
+    assert "succeeded" in row and f"accuracy {accuracy:.4f}" in row
+
+
 def test_evaluate_reproduces_the_runs_metrics(cli_run):
     _, run_dir = cli_run
     out = raydl("evaluate", str(run_dir))

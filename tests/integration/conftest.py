@@ -1,9 +1,14 @@
-"""One real local Ray for the whole integration session (starting Ray costs seconds)."""
+"""One real local Ray for the whole integration session (starting Ray costs seconds), and
+the trained runs more than one module reads (each trained once per session: Ray Train's
+fixed cost per run dominates the suite's time)."""
 
 import pytest
 import ray
 
+import raydl
 from raydl.runtime import quiet_ray_data
+from raydl.spec import load_spec
+from tests.integration.test_sources import digit_folder, spec_for
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +24,43 @@ def ray_cluster():
     quiet_ray_data()
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def digits_run(ray_cluster, tmp_path_factory, repo_root):
+    """The digits CNN job as it ships (test_train, test_report_pages)."""
+    spec = load_spec(f"{repo_root}/jobs/digits_cnn.yaml")
+    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def image_run(ray_cluster, tmp_path_factory):
+    """The image-folder job, trained: 3 digit classes of 16x16 PNGs, and one file that
+    is not an image. Files are 16x16; the spec asks for 12x12: the preprocessor resizes.
+    (test_sources, test_report_pages)"""
+    folder = digit_folder(tmp_path_factory.mktemp("imgs") / "digits")
+    (folder / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    spec = spec_for(
+        {"type": "images", "path": str(folder)},
+        model="cnn",
+        image={"shape": [1, 12, 12]},
+    )
+    spec.train.epochs = 8
+    spec.train.batch_size = 32
+    spec.train.optimizer.lr = 3e-3
+    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")), folder
+
+
+@pytest.fixture(scope="session")
+def bbc_run(ray_cluster, tmp_path_factory, repo_root):
+    """The real BBC News job on a subset of the corpus (every topic: the builtin interleaves
+    them), with EDA on the token ids of train batches. (test_text, test_report_pages)"""
+    spec = load_spec(
+        f"{repo_root}/jobs/bbc_news_text.yaml",
+        [
+            "data.source.limit=800",
+            "train.epochs=6",
+            "data.augment=[{type: random_deletion, p: 0.1}, {type: random_swap}, {type: random_insertion}]",
+        ],
+    )
+    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))

@@ -45,23 +45,6 @@ def digit_folder(root, per_class=60, classes=(0, 1, 2), side=16, fmt="PNG", rgb=
     return root
 
 
-@pytest.fixture(scope="module")
-def image_run(ray_cluster, tmp_path_factory):
-    """The image-folder job, trained: 3 digit classes of 16x16 PNGs, and one file that
-    is not an image. Files are 16x16; the spec asks for 12x12: the preprocessor resizes."""
-    folder = digit_folder(tmp_path_factory.mktemp("imgs") / "digits")
-    (folder / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
-    spec = spec_for(
-        {"type": "images", "path": str(folder)},
-        model="cnn",
-        image={"shape": [1, 12, 12]},
-    )
-    spec.train.epochs = 8
-    spec.train.batch_size = 32
-    spec.train.optimizer.lr = 3e-3
-    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")), folder
-
-
 def test_images_folder_job_runs_end_to_end_past_a_broken_file(image_run):
     result, _ = image_run
     assert result.metrics["classes"] == ["digit0", "digit1", "digit2"]

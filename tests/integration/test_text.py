@@ -16,7 +16,7 @@ import raydl
 from raydl.data.prepare import prepare_data
 from raydl.data.sources import bbc_news_dir
 from raydl.errors import DataError
-from raydl.spec import load_spec, validate_spec
+from raydl.spec import validate_spec
 from tests.predictions import check_exact
 
 pytestmark = pytest.mark.integration
@@ -78,21 +78,6 @@ def test_text_column_that_is_not_text(ray_cluster, tmp_path):
     pd.DataFrame({"body": np.arange(30), "topic": np.arange(30) % 2}).to_csv(path, index=False)
     with pytest.raises(DataError, match="data.text.column: column 'body' holds int64, not text"):
         prepare_data(text_spec(path))
-
-
-@pytest.fixture(scope="module")
-def bbc_run(ray_cluster, tmp_path_factory, repo_root):
-    # The real job on a subset of the corpus (every topic: the builtin interleaves them),
-    # with EDA on the token ids of train batches.
-    spec = load_spec(
-        f"{repo_root}/jobs/bbc_news_text.yaml",
-        [
-            "data.source.limit=800",
-            "train.epochs=6",
-            "data.augment=[{type: random_deletion, p: 0.1}, {type: random_swap}, {type: random_insertion}]",
-        ],
-    )
-    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
 
 
 def test_bbc_news_job_trains_a_tokenizer_and_a_classifier(bbc_run):

@@ -15,12 +15,6 @@ from raydl.spec import load_spec
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def digits_run(ray_cluster, tmp_path_factory, repo_root):
-    spec = load_spec(f"{repo_root}/jobs/digits_cnn.yaml")
-    return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
-
-
 def test_digits_cnn_reaches_97_percent(digits_run):
     assert digits_run.metrics["accuracy"] >= 0.97
     assert digits_run.metrics["f1_macro"] >= 0.97

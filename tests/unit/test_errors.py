@@ -15,7 +15,8 @@ def test_classification_errors():
     m = compute_test_metrics("classification", y, pred, scores, ["accuracy"], 3)
     m["classes"] = ["a", "b", "c"]
     out = error_analysis("classification", m, y, pred, scores, top=3)
-    assert out["confused_pairs"][0] == {"true": "c", "predicted": "b", "count": 2, "share_of_true": 0.5}
+    first = {"true": "c", "predicted": "b", "count": 2, "share_of_true": 0.5, "rows": [6, 7]}
+    assert out["confused_pairs"][0] == first  # rows: the pair's test rows, for their examples
     assert {(p["true"], p["predicted"]) for p in out["confused_pairs"][1:]} == {("a", "b"), ("b", "c")}
     assert out["worst"][0]["id"] == 7 and out["worst"][0]["p_true"] == 0.05
     assert [w["id"] for w in out["worst"]] == [7, 2, 4]
