@@ -343,8 +343,8 @@ def test_raydl_serve_prints_its_url_and_stops_on_ctrl_c(served):
 
 
 def _broken_copy(run_dir, where):
-    """A copy of the run whose selected model raises on every call (a pickled 3-input
-    linear layer fed 64 pixels)."""
+    """A copy of the run whose selected model loads but raises on every call: an ONNX
+    graph of a 3-input linear layer, fed 64 pixels."""
     import shutil
 
     import torch
@@ -353,8 +353,16 @@ def _broken_copy(run_dir, where):
 
     shutil.copytree(run_dir, where)
     (where / "model").mkdir(exist_ok=True)
-    torch.save(torch.nn.Linear(3, 10), where / "model" / "broken.pt")
-    write_selected(where / "model", "torch-int8", {"module": "broken.pt"}, source="test")
+    torch.onnx.export(
+        torch.nn.Linear(3, 10),
+        (torch.zeros(1, 3),),
+        str(where / "model" / "broken.onnx"),
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "batch"}},
+        external_data=False,
+    )
+    write_selected(where / "model", "onnx", {"onnx": "broken.onnx"}, source="test")
     return where
 
 
