@@ -75,27 +75,35 @@ def test_ctrl_c_during_a_search_then_tune_resume_finishes_it(repo_root, tmp_path
         "tune.scheduler=null",
         "train.epochs=2",
     ]
-    proc = subprocess.Popen(
-        [*RAYDL, "tune", f"{repo_root}/jobs/digits_tune.yaml", *overrides, "-o", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        finished = False
-        for line in proc.stdout:  # Tune's status lines: wait until the first trial is done
-            finished = "completed after" in line
-            if finished or time.monotonic() > deadline:
-                break
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        proc.kill()
+    err_file = tmp_path / "stderr.txt"
+    runs = tmp_path / "runs"
+    with open(err_file, "w") as err_out:
+        proc = subprocess.Popen(
+            [*RAYDL, "tune", f"{repo_root}/jobs/digits_tune.yaml", *overrides, "-o", str(runs)],
+            stdout=subprocess.DEVNULL,
+            stderr=err_out,
+            text=True,
+        )
+        try:
+            # the terminal is quiet (no Tune status lines): wait until the run's own record
+            # of ended trials (tune/ended.txt, written on the driver) names the first one
+            deadline = time.monotonic() + 600
+            finished = False
+            while not finished and proc.poll() is None and time.monotonic() < deadline:
+                ended = list(runs.glob("*/tune/ended.txt"))
+                finished = bool(ended) and bool(ended[0].read_text().strip())
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=180)
+        finally:
+            proc.kill()
+    err = err_file.read_text()
     assert finished and proc.returncode == 130, err[-2000:]
     assert "raydl tune --resume" in err
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = runs.iterdir()
     assert not (run_dir / "metrics.json").exists()
+    # the Ctrl-C came after the first trial ended, before the search did
+    assert 1 <= len((run_dir / "tune" / "ended.txt").read_text().split()) < 8
 
     out = subprocess.run(
         [*RAYDL, "tune", "--resume", str(run_dir)], capture_output=True, text=True, timeout=900
