@@ -26,7 +26,7 @@ from raydl.runtime import connect
 from raydl.spec import JobSpec
 from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
-from raydl.train.trainer import fit, has_checkpoint
+from raydl.train.trainer import fit, has_checkpoint, in_driver
 from raydl.units import regression_units
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,14 @@ def _stages(
         )
         build_augment(spec.data.augment, pre.input_shape, pre.num_outputs, pre.data_info)  # fail early
         transfer.freeze(model, spec.model.pretrained.freeze)  # a pattern matching nothing fails here
+        where = (
+            "1 worker in this process (one node: no worker group to start)"
+            if spec.tune is None and in_driver(spec)
+            else f"{spec.train.workers} Ray Train workers"
+        )
         stage(
             "train",
-            f"{spec.train.workers} Ray Train workers, "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters"
+            f"{where}, {sum(p.numel() for p in model.parameters()):,} parameters"
             + (", resuming from the latest checkpoint" if preprocessor is not None else ""),
         )
         if spec.tune is not None:

@@ -86,11 +86,12 @@ def _run_epoch(
         local_shuffle_buffer_size=4 * batch_size if train else None,
         local_shuffle_seed=shuffle_seed,
     )
+    waits = _Waits()  # time blocked on the data iterator: the step time data costs
     # train: windows of grad_accumulation micro-batches, one optimizer step each
     every = strategy.accumulate if train else 1
     step = 0  # optimizer steps (windows) so far
     with torch.set_grad_enabled(train):
-        for window in accumulation.windows(batches, every):
+        for window in accumulation.windows(waits.timed(batches), every):
             seen = []  # (out, y, loss, rows) per micro-batch, counted once the window is kept
             for i, batch in enumerate(window):
                 x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,); no y: LM, VAE
@@ -150,7 +151,30 @@ def _run_epoch(
         "grad_norm": grad_norm_sum / max(steps, 1) if steps else None,
         "skipped": skipped,
         "stop": stop,
+        "data_wait": waits.seconds,
+        "first_batch_at": waits.first_at,
     }
+
+
+class _Waits:
+    """How long a pass waited for its batches (seconds blocked in the iterator) and when
+    its first batch arrived (wall clock)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.first_at = 0.0, None
+
+    def timed(self, batches):
+        it = iter(batches)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.seconds += time.perf_counter() - started
+            if self.first_at is None:
+                self.first_at = time.time()
+            yield batch
 
 
 def _global_metrics(prefix: str, sums: dict[str, float], task: str, device) -> dict[str, float]:
@@ -190,6 +214,7 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
     """Ray Train entry point. ``config`` holds the resolved spec and the data facts that
     preprocessing found (input shape, outputs, train rows, target scale). ``session``:
     where the loop runs (:mod:`raydl.train.session`); a Ray Train worker by default."""
+    loop_started_at = time.time()  # startup facts, reported with the loop's first epoch
     session = session or TrainSession()
     spec = JobSpec.model_validate(config["spec"])
     t, task = spec.train, spec.data.task
@@ -300,6 +325,10 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
             epoch_seconds=_all_reduce_max(time.perf_counter() - started, device),
         )
         metrics["train_samples_per_s"] = _all_reduce([sums["rows"]], device)[0] / metrics["train_seconds"]
+        # the share of the slowest worker's train pass spent waiting for data
+        metrics["data_wait_share"] = _all_reduce_max(sums["data_wait"], device) / metrics["train_seconds"]
+        if epoch == first:  # when this process entered the loop and got its first batch
+            metrics.update(loop_started_at=loop_started_at, first_batch_at=sums["first_batch_at"])
         if sums["grad_norm"] is not None:  # mean global norm over the epoch's steps (pre-clip)
             metrics["grad_norm"] = sums["grad_norm"]
         if t.on_bad_step == "skip":

@@ -160,6 +160,8 @@ def fit(
     """
     metric = spec.train.checkpoint.metric
     mode = metric_mode(metric, spec.train.checkpoint.mode)
+    if in_driver(spec):
+        return _fit_in_driver(spec, prepared, run, on_epoch, shapes)
     progress = Queue(actor_options={"num_cpus": 0})
     trainer = torch_trainer(spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress, shapes=shapes)
 
@@ -214,6 +216,74 @@ def fit(
     # a restarted or resumed run logs the epochs after its checkpoint again: count each once
     epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
     return TrainResult(run.best_checkpoint, dict(best_metrics), epochs_run)
+
+
+def in_driver(spec: JobSpec) -> bool:
+    """Whether the run trains in the driver's own process (:class:`DriverSession`) rather
+    than a Ray Train worker group: one DDP worker on a one-node cluster, on CPU, with no
+    worker restarts to survive. Nothing there for a worker group to distribute, place or
+    restart; it would cost a controller, a worker process and dataset coordinators
+    (about 20 s on 2 cores) per run. A GPU, ``max_failures``, DeepSpeed or a multi-node
+    cluster keep the worker group."""
+    t = spec.train
+    if t.workers != 1 or t.strategy != "ddp" or t.use_gpu or t.max_failures:
+        return False
+    return sum(1 for node in ray.nodes() if node.get("Alive")) == 1
+
+
+def _fit_in_driver(
+    spec: JobSpec,
+    prepared: PreparedData,
+    run: RunDir,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    shapes: dict[str, list[int]] | None,
+) -> TrainResult:
+    """:func:`fit` for a run :func:`in_driver`: the same loop and checkpoints, the same
+    metrics log and display, in this process. torch gets the threads a worker would
+    (``train.cpus_per_worker``), so Ray Data's tasks keep the rest."""
+    import torch
+
+    from raydl.train.session import DriverSession
+
+    t = spec.train
+    tracker = Tracker(spec, run)
+    epochs: list[dict[str, Any]] = []
+
+    def take(row: dict[str, Any]) -> None:
+        epochs.append(row)
+        run.append_metrics(row)
+        tracker.log(row)
+        if on_epoch:
+            on_epoch(row)
+
+    folder = run.ray_storage / RUN_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    session = DriverSession(
+        {"train": prepared.datasets["train"], "val": prepared.datasets["val"]},
+        folder,
+        keep=t.checkpoint.keep,
+        metric=t.checkpoint.metric,
+        mode=metric_mode(t.checkpoint.metric, t.checkpoint.mode),
+        on_report=take,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(t.cpus_per_worker)))
+    try:
+        train_loop_per_worker(loop_config(spec, prepared, shapes=shapes), session)
+    finally:
+        torch.set_num_threads(threads)
+        tracker.close()
+    stopped = next((row["bad_step"] for row in epochs if "bad_step" in row), None)
+    if stopped:
+        raise BadStepError(stopped)
+    best = session.best()
+    if best is None:
+        raise RaydlError("train: the run reported no checkpoint")
+    if run.best_checkpoint.exists():
+        shutil.rmtree(run.best_checkpoint)
+    shutil.copytree(best[0], run.best_checkpoint)
+    epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
+    return TrainResult(run.best_checkpoint, dict(best[1]), epochs_run)
 
 
 def has_checkpoint(run: RunDir) -> bool:

@@ -2,6 +2,7 @@
 checkpoint that reloads and reproduces the test metrics."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -104,3 +105,40 @@ def test_one_worker_bf16_sgd_step_schedule_and_grad_clip(ray_cluster, tmp_path, 
     assert [e["lr"] for e in epochs] == pytest.approx([0.05, 0.025, 0.025, 0.0125])
     assert all(e["grad_norm"] > 0 for e in epochs)
     assert result.metrics["accuracy"] > 0.9
+
+
+def test_one_worker_run_trains_in_the_driver_and_resumes_from_its_latest_checkpoint(
+    ray_cluster, tmp_path, repo_root
+):
+    """One worker on one node trains in the driver (no worker group) and keeps its
+    checkpoints as Ray Train would; a run stopped during epoch 3 (its state as a Ctrl-C
+    leaves it) resumes from the epoch-2 checkpoint and trains epoch 3 only."""
+    from raydl.pipeline import resume_run
+
+    spec = load_spec(
+        f"{repo_root}/jobs/digits_cnn.yaml",
+        [
+            "model.arch=mlp",
+            "model.params={hidden: [32]}",
+            "train.workers=1",
+            "train.epochs=3",
+            "train.early_stopping=null",
+            "train.checkpoint.keep=3",
+        ],
+    )
+    run = raydl.run(spec, runs_root=tmp_path).run_dir
+    train = run / "ray" / "train"
+    index = json.loads((train / "checkpoints.json").read_text())
+    assert [k["name"] for k in index] == [f"checkpoint_00000{e}" for e in (1, 2, 3)]
+
+    # as a Ctrl-C during epoch 3 leaves it: two epochs logged and saved, no metrics.json
+    (run / "metrics.json").unlink()
+    shutil.rmtree(train / "checkpoint_000003")
+    (train / "checkpoints.json").write_text(json.dumps(index[:2]))
+    log = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(log[:2]) + "\n")
+
+    result = resume_run(run)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[2]["resumed_from_epoch"] == 2
+    assert result.metrics["epochs_run"] == 3 and result.metrics["accuracy"] > 0.8
