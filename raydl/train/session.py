@@ -179,7 +179,8 @@ class DriverSession(TrialSession):
             if dest.exists():
                 shutil.rmtree(dest)
             shutil.copytree(checkpoint_dir, dest)
-            self.kept = [k for k in self.kept if k["name"] != name] + [{"name": name, "metrics": dict(metrics)}]
+            others = [k for k in self.kept if k["name"] != name]
+            self.kept = [*others, {"name": name, "metrics": dict(metrics)}]
             self._prune()
         self.on_report(dict(metrics))
 

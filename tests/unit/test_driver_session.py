@@ -29,9 +29,8 @@ def test_keeps_the_best_and_the_latest_and_reports_every_epoch(tmp_path):
     best, metrics = s.best()
     assert best.name == "checkpoint_000002" and metrics["val_accuracy"] == 0.9
     assert s.latest().name == "checkpoint_000004"
-    with s.checkpoint().as_directory() as d:
-        with open(f"{d}/model.json") as f:
-            assert json.load(f)["epoch"] == 4
+    with s.checkpoint().as_directory() as d, open(f"{d}/model.json") as f:
+        assert json.load(f)["epoch"] == 4
 
     # a resumed run reads the index: it continues from the latest, and still knows the best
     again = _session(folder, [])
