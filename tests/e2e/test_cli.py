@@ -176,6 +176,7 @@ def test_run_joins_the_cluster_in_ray_address(repo_root, tmp_path, ray_head):
         "run",
         f"{repo_root}/jobs/digits_cnn.yaml",
         "train.epochs=2",
+        "train.workers=1",  # joining is the point: one worker trains in the driver, on the head
         "-o",
         str(tmp_path),
         env={"RAY_ADDRESS": ray_head, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},

@@ -30,7 +30,7 @@ def test_frozen_minilm_head_reaches_90_percent_and_encoder_is_untouched(ray_clus
             "train.batch_size=16",  # more head steps per (costly) encoder pass
             "train.optimizer.lr=3.0e-2",
             "train.workers=1",
-            "train.cpus_per_worker=1",
+            "train.cpus_per_worker=2",  # one worker trains in the driver: torch gets 2 threads
         ],
     )
     result = raydl.run(spec, runs_root=tmp_path)
