@@ -289,11 +289,17 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         spec, train_raw, preprocessor, class_counts["train"] if class_counts else None, "train" in cached
     )
     # the train split's feature statistics as the model sees them (clipped, filled, before
-    # scaling): the report's, and the drift reference
-    feature_stats = {}
-    if cols.numeric:
+    # scaling): the report's, and the drift reference; categories by the encoder's values
+    feature_stats: dict[str, Any] = {}
+    category_counts: dict[str, Any] = {}
+    categorical = [c for c in cols.categorical if c in preprocessor.categorical_columns]
+    if cols.numeric or categorical:
         as_seen = train_raw.map_batches(preprocessor.clean_columns, batch_format="numpy")
-        feature_stats = {c: st.describe() for c, st in column_stats(as_seen, cols.numeric).items()}
+        seen = column_stats(as_seen, cols.numeric, counts=categorical)
+        feature_stats = {c: seen[c].describe() for c in cols.numeric}
+        category_counts = {
+            c: seen[c].describe_counts(preprocessor.categories.get(c, [])) for c in categorical
+        }
     for name in cached:
         ds = datasets[name]
         datasets[name] = _cache_train(spec, ds) if name == "train" else ds.materialize()
@@ -314,6 +320,7 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         "class_counts": (counts["class_counts"] | balanced) if counts["class_counts"] else None,
         "balance": data.balance,
         "features": feature_stats,
+        "category_counts": category_counts,
         "input_shape": preprocessor.input_shape,
         "feature_columns": feature_columns,
         "row_id_column": info.row_id,

@@ -5,6 +5,7 @@ data report, the outlier rule, gap fills and feature scaling all read them."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ import ray
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SKETCH_K = 800  # KLL sketch size: exact below ~k values per column, ~0.35% rank error above
+CATEGORIES_KEPT = 100  # a categorical column's most frequent values counted by name in the report
 
 
 def _sketch():
@@ -73,6 +75,18 @@ class ColumnStats:
             "quantiles": {str(q): v for q, v in zip(QUANTILES, self.quantiles())},
             "histogram": {"edges": edges.tolist(), "counts": np.rint(mass * self.n).astype(int).tolist()},
         }
+
+    def describe_counts(self, known: Iterable[Any], kept: int = CATEGORIES_KEPT) -> dict[str, Any]:
+        """A categorical column's rows per value the encoder knows (``known``; its ``kept``
+        most frequent, most frequent first) and ``other``: the rows of every other value.
+        The report's (and drift's) form: small whatever the column's cardinality."""
+        counts: Counter = Counter()
+        for value, n in (self.counts or {}).items():
+            counts[str(value)] += int(n)
+        named = sorted({str(v) for v in known}, key=lambda v: (-counts[v], v))[:kept]
+        by_value = {v: counts[v] for v in named}
+        total = sum(counts.values())
+        return {"count": total, "counts": by_value, "other": total - sum(by_value.values())}
 
 
 def column_stats(

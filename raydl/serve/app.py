@@ -116,6 +116,9 @@ class ModelReplica:
         self._drift_fields = {
             f["name"]: f.get("spec_name", f["name"]) for f in schema["fields"] if f["kind"] == "number"
         }
+        self._drift_categories = {
+            f["name"]: f.get("spec_name", f["name"]) for f in schema["fields"] if f["kind"] == "category"
+        }
         self.v2_specs = protocol.v2_output_specs(
             self.predictor.task, self.predictor.classes, self.spec.threshold
         )
@@ -290,7 +293,11 @@ class ModelReplica:
         for field, spec_name in self._drift_fields.items():
             values = np.asarray([_number(r.get(field)) for r in rows], np.float64)
             numeric[spec_name] = values
-        self.monitor.update(numeric, [x for x in labels if x != protocol.ABSTAIN])
+        # raw values: the monitor reads them as the preprocessor does
+        categorical = {
+            spec_name: [r.get(field) for r in rows] for field, spec_name in self._drift_categories.items()
+        }
+        self.monitor.update(numeric, [x for x in labels if x != protocol.ABSTAIN], categorical)
 
     async def _forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.spec.batching.enabled:

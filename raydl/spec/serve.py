@@ -41,7 +41,11 @@ class DriftSpec(Section):
         500, ge=20, description="Live rows per replica compared with the training statistics."
     )
     p_value: float = Field(
-        0.001, gt=0, lt=1, description="A numeric feature drifts when its KS test's p-value is below this."
+        0.001,
+        gt=0,
+        lt=1,
+        description="A numeric feature drifts when its KS test's p-value is below this; "
+        "a categorical one when its χ² test's is.",
     )
     psi: float = Field(
         0.25, gt=0, description="A categorical feature (or the predicted classes) drifts above this PSI."

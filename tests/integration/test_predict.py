@@ -6,6 +6,7 @@ predictions and the failed rows; the preprocessor is fitted on train rows only.
 
 Runs are tiny (one epoch, one worker): exactness needs no accuracy."""
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -137,6 +138,34 @@ def test_bad_rows_are_named_and_nothing_else_is_lost(table_run):
     assert answers[0] == predictor.predict(good) and answers[1:] == [None, None, None] and len(errors) == 3
     with pytest.raises(RequestError, match="no rows given"):
         predictor.predict([])
+
+
+def test_the_train_category_counts_feed_a_replicas_drift_window(table_run):
+    """data_report.json's category counts are the train split's (gaps filled, every value the
+    encoder knows); a serve replica — its class, without Serve — watches its rows'
+    categories against them, and a category all of whose rows are one value drifts."""
+    from raydl.serve.app import ModelReplica
+    from raydl.spec.serve import ServeSpec
+
+    run_dir, _ = table_run
+    report = json.loads((run_dir / "data_report.json").read_text())
+    pre = raydl.load_preprocessor(run_dir)
+    train = report["split"]["rows"]["train"]
+    for c in ("color", "city"):
+        counts = report["category_counts"][c]
+        assert counts["count"] == train and sum(counts["counts"].values()) + counts["other"] == train
+        assert set(counts["counts"]) == set(pre.categories[c]) and counts["other"] == 0
+
+    replica = ModelReplica(str(run_dir), ServeSpec(batching={"enabled": False}).model_dump(mode="json"))
+    rng = np.random.default_rng(0)
+    rows = [
+        {"a": float(a), "b": float(b), "c": float(c), "color": "blue", "city": f"city{k}"}
+        for a, b, c, k in zip(*rng.normal(size=(3, 200)), rng.integers(0, 9, 200))
+    ]
+    asyncio.run(replica._answers(rows))
+    features = asyncio.run(replica.drift())["features"]
+    assert features["color"]["kind"] == "category" and features["color"]["drift"]
+    assert features["city"]["ready"] and features["city"]["rows"] == 200
 
 
 def test_digits_rows_from_sklearn_reproduce_the_run(ray_cluster, runs):
