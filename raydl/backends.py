@@ -62,14 +62,19 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A torch module (on CPU unless moved), in eval mode, without autograd."""
+    """A torch module (on CPU unless moved), in eval mode, without autograd.
 
-    def __init__(self, model: Any, task: str) -> None:
+    ``rebuild``: ``{"config": model.json, "recipe": ...}`` of a static int8 model, which is
+    pickled (to Ray actors) as its state dict and rebuilt from these on the other side:
+    torch.fx cannot unpickle a quantized GraphModule (it re-traces half-restored modules).
+    """
+
+    def __init__(self, model: Any, task: str, rebuild: dict[str, Any] | None = None) -> None:
         import torch
 
         from raydl.train import objectives
 
-        self.model, self.task = model.eval(), task
+        self.model, self.task, self.rebuild = model.eval(), task, rebuild
         self._torch = torch
         self.own_objective = objectives.has_own_objective(model)  # answers with per-row scores
         first = next(iter(model.parameters()), None)
@@ -95,6 +100,28 @@ class TorchBackend:
             if self.task == "regression":
                 return {"output": out.reshape(len(x), -1)[:, 0].numpy()}
             return {"logits": out.numpy()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.rebuild is not None:
+            import io
+
+            buf = io.BytesIO()
+            self._torch.save(self.model.state_dict(), buf)
+            state["model"] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if state.get("rebuild") is not None:
+            import io
+
+            from raydl.train.checkpoint import build_from_config
+
+            cfg, recipe = state["rebuild"]["config"], state["rebuild"]["recipe"]
+            model = apply_recipe(build_from_config(cfg), recipe, input_shape=cfg["input_shape"])
+            model.load_state_dict(self._torch.load(io.BytesIO(state["model"]), weights_only=True))
+            self.model = model.eval()
 
 
 class OnnxBackend:
@@ -323,7 +350,8 @@ def _checkpoint(
                 f"{d / weights}: not a state dict of tensors, refused unread ({first})"
             ) from None
     model.load_state_dict(state)
-    return TorchBackend(model.eval(), task)
+    rebuild = {"config": cfg, "recipe": recipe} if recipe.get("quantize") == "static_int8" else None
+    return TorchBackend(model.eval(), task, rebuild)
 
 
 def _onnx_bytes(path: Path) -> bytes:

@@ -38,7 +38,7 @@ def static_int8(model: nn.Module, config: dict[str, Any], task: str, calibration
     return Candidate(
         "static_int8",
         "torch-int8",
-        TorchBackend(q, task),
+        TorchBackend(q, task, {"config": config, "recipe": recipe}),
         _params(model),
         torch_saver(q, config, "torch-int8"),
         recipe,

@@ -302,6 +302,8 @@ def digits_cnn():
 def test_static_int8_of_a_cnn_agrees_with_fp32_and_loads_back_without_pickles(
     tmp_path, digits_cnn, one_thread
 ):
+    from ray import cloudpickle  # what ray.put uses (no cluster is started)
+
     from raydl.backends import load_backend
     from raydl.compress import quantize
 
@@ -320,6 +322,9 @@ def test_static_int8_of_a_cnn_agrees_with_fp32_and_loads_back_without_pickles(
     write_selected(tmp_path, "torch-int8", files, "t", recipe=cand.recipe)
     served, _ = load_backend(tmp_path, "classification")
     np.testing.assert_array_equal(served(x)["logits"], cand.backend(x)["logits"])
+    # batch inference ships the backend to Ray actors (cloudpickle): rebuilt there, the same
+    shipped = cloudpickle.loads(cloudpickle.dumps(served))
+    np.testing.assert_array_equal(shipped(x)["logits"], cand.backend(x)["logits"])
 
 
 def test_pgd_is_at_least_as_strong_as_fgsm_and_epsilon_zero_is_clean(digits_cnn, one_thread):
