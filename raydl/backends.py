@@ -24,7 +24,9 @@ use (written by the compression stage when it selects one; absent until then):
                               #               its weights beside it in model.onnx.data)
      "recipe": {...},         # torch formats: what turns the architecture of model.json into the
                               # saved one before its weights load (see apply_recipe), e.g.
-                              # {"quantize": "dynamic_int8"} or {"dtype": "float16"}
+                              # {"quantize": "dynamic_int8"}, {"quantize": "static_int8"}
+                              # (an FX-quantized CNN: its scales and zero points are in the
+                              # state dict) or {"dtype": "float16"}
      "source": "checkpoints/best",   # where it came from (informational)
      "metrics": {...}}               # its test metrics (informational)
 
@@ -48,6 +50,7 @@ SELECTED = "selected.json"
 FORMATS = ("torch", "torch-int8", "onnx")
 RECIPE_KEYS = ("quantize", "dtype", "shapes")
 DTYPES = ("float16", "bfloat16")
+QUANTIZE = ("dynamic_int8", "static_int8")
 # the module types dynamic int8 replaces by their quantized versions
 DYNAMIC_INT8_TYPES = ("Linear", "LSTM", "GRU")
 
@@ -59,14 +62,19 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A torch module (on CPU unless moved), in eval mode, without autograd."""
+    """A torch module (on CPU unless moved), in eval mode, without autograd.
 
-    def __init__(self, model: Any, task: str) -> None:
+    ``rebuild``: ``{"config": model.json, "recipe": ...}`` of a static int8 model, which is
+    pickled (to Ray actors) as its state dict and rebuilt from these on the other side:
+    torch.fx cannot unpickle a quantized GraphModule (it re-traces half-restored modules).
+    """
+
+    def __init__(self, model: Any, task: str, rebuild: dict[str, Any] | None = None) -> None:
         import torch
 
         from raydl.train import objectives
 
-        self.model, self.task = model.eval(), task
+        self.model, self.task, self.rebuild = model.eval(), task, rebuild
         self._torch = torch
         self.own_objective = objectives.has_own_objective(model)  # answers with per-row scores
         first = next(iter(model.parameters()), None)
@@ -92,6 +100,28 @@ class TorchBackend:
             if self.task == "regression":
                 return {"output": out.reshape(len(x), -1)[:, 0].numpy()}
             return {"logits": out.numpy()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.rebuild is not None:
+            import io
+
+            buf = io.BytesIO()
+            self._torch.save(self.model.state_dict(), buf)
+            state["model"] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if state.get("rebuild") is not None:
+            import io
+
+            from raydl.train.checkpoint import build_from_config
+
+            cfg, recipe = state["rebuild"]["config"], state["rebuild"]["recipe"]
+            model = apply_recipe(build_from_config(cfg), recipe, input_shape=cfg["input_shape"])
+            model.load_state_dict(self._torch.load(io.BytesIO(state["model"]), weights_only=True))
+            self.model = model.eval()
 
 
 class OnnxBackend:
@@ -160,13 +190,14 @@ def read_selected(model_dir: Path) -> dict[str, Any]:
     if (
         unknown
         or recipe.get("dtype", "float16") not in DTYPES
-        or recipe.get("quantize", "dynamic_int8") != "dynamic_int8"
+        or recipe.get("quantize", "dynamic_int8") not in QUANTIZE
     ):
         raise RaydlError(
-            f"{path}: recipe must hold quantize: dynamic_int8 and/or dtype: {'|'.join(DTYPES)}, got {recipe}"
+            f"{path}: recipe must hold quantize: {'|'.join(QUANTIZE)} and/or dtype: {'|'.join(DTYPES)}, "
+            f"got {recipe}"
         )
-    if fmt == "torch-int8" and recipe.get("quantize") != "dynamic_int8":
-        raise RaydlError(f"{path}: a torch-int8 model names its recipe (quantize: dynamic_int8)")
+    if fmt == "torch-int8" and recipe.get("quantize") not in QUANTIZE:
+        raise RaydlError(f"{path}: a torch-int8 model names its recipe (quantize: {'|'.join(QUANTIZE)})")
     return selected
 
 
@@ -219,11 +250,20 @@ def load_backend(where: Path, task: str) -> tuple[Backend, dict[str, Any]]:
     )
 
 
-def apply_recipe(model: Any, recipe: dict[str, Any]) -> Any:
+def apply_recipe(
+    model: Any, recipe: dict[str, Any], calibration: np.ndarray | None = None, input_shape: Any = None
+) -> Any:
     """The architecture a recipe describes, from the fp32 model (weights kept): dynamic
-    int8 replaces Linear/LSTM/GRU by their quantized versions, ``dtype`` casts the weights.
+    int8 replaces Linear/LSTM/GRU by their quantized versions, static int8 quantizes a CNN's
+    weights and activations (:func:`static_int8`), ``dtype`` casts the weights.
     The compression stage builds its candidates with this same function, so a saved
-    model loads into exactly the modules it was measured as."""
+    model loads into exactly the modules it was measured as.
+
+    Args:
+        calibration: preprocessed rows ``(N, *input_shape)`` that set static int8's
+            activation ranges; None when loading (the saved state dict holds them).
+        input_shape: one row's shape (``model.json``'s), for static int8 without calibration.
+    """
     import torch
 
     if "shapes" in recipe:
@@ -235,9 +275,48 @@ def apply_recipe(model: Any, recipe: dict[str, Any]) -> Any:
         # torch.ao.quantization is deprecated in 2.13 but is still the fast CPU int8 path
         # without torch.compile (MACHINE-NOTES: torchao's dynamic int8 ran 25x slower)
         model = torch.ao.quantization.quantize_dynamic(model.eval(), types, dtype=torch.qint8)
+    if recipe.get("quantize") == "static_int8":
+        model = static_int8(model, calibration, input_shape)
     if "dtype" in recipe:
         model = model.to(getattr(torch, recipe["dtype"]))
     return model.eval()
+
+
+def static_int8(model: Any, calibration: np.ndarray | None, input_shape: Any = None) -> Any:
+    """A CNN with int8 weights and activations: torch.ao FX graph mode on the x86 backend
+    (Conv+BatchNorm+ReLU fused, per-channel weights, per-tensor activations; float in and
+    out). ``calibration`` rows are run through its observers to set the activation scales;
+    without them (loading a saved model) the scales are placeholders that the saved state
+    dict replaces — the FX graph stores every scale and zero point as a buffer.
+
+    Raises:
+        RaydlError: neither calibration rows nor an input shape.
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if calibration is None and input_shape is None:
+        raise RaydlError("static_int8: needs calibration rows or the model's input shape")
+    torch.backends.quantized.engine = "x86"  # fbgemm + onednn kernels; the scales assume its ranges
+    example = torch.zeros(1, *input_shape) if calibration is None else torch.from_numpy(calibration[:1])
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in 2.13 but is still the fast CPU int8 path
+        # without torch.compile; its observers warn about reduce_range once per module,
+        # uncalibrated ones (when loading) that they return placeholder scales, and each
+        # quantized conv that quantized tensors are deprecated too
+        warnings.filterwarnings("ignore", message=r"(?s).*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r"(?s).*reduce_range will be deprecated")
+        warnings.filterwarnings("ignore", message=r"(?s).*must run observer before calling calculate_qparams")
+        warnings.filterwarnings("ignore", message=r"(?s).*quantized tensor creation functions")
+        prepared = prepare_fx(model.eval(), get_default_qconfig_mapping("x86"), (example,))
+        if calibration is not None:
+            with torch.no_grad():
+                for i in range(0, len(calibration), 64):
+                    prepared(torch.from_numpy(np.ascontiguousarray(calibration[i : i + 64])))
+        return convert_fx(prepared)
 
 
 def _checkpoint(
@@ -253,7 +332,8 @@ def _checkpoint(
 
     if not recipe:
         return TorchBackend(load_model_dir(d, config=config, weights=weights), task)
-    model = apply_recipe(build_from_config(json.loads((d / config).read_text())), recipe)
+    cfg = json.loads((d / config).read_text())
+    model = apply_recipe(build_from_config(cfg), recipe, input_shape=cfg["input_shape"])
     if weights.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -270,7 +350,8 @@ def _checkpoint(
                 f"{d / weights}: not a state dict of tensors, refused unread ({first})"
             ) from None
     model.load_state_dict(state)
-    return TorchBackend(model.eval(), task)
+    rebuild = {"config": cfg, "recipe": recipe} if recipe.get("quantize") == "static_int8" else None
+    return TorchBackend(model.eval(), task, rebuild)
 
 
 def _onnx_bytes(path: Path) -> bytes:

@@ -221,6 +221,8 @@ def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
 
 # models scored by their own per-row objective: no logits or values to compare candidates on
 _OWN_OBJECTIVE_ARCHS = ("vae",)
+# the zoo's convolutional networks, which static int8 (torch.ao FX graph mode) quantizes
+_STATIC_INT8_ARCHS = ("cnn", "resnet", "resnet18")
 
 
 def compress_metric(task: str, metric: str | None) -> str:
@@ -244,6 +246,22 @@ def _check_compress(spec: JobSpec) -> list[str]:
     problems = []
     if len(set(c.techniques)) != len(c.techniques):
         problems.append(f"compress.techniques: each technique once, got {c.techniques}")
+    if "static_int8" in c.techniques and spec.model.arch not in _STATIC_INT8_ARCHS:
+        problems.append(
+            f"compress.techniques: static_int8 is for CNNs ({', '.join(_STATIC_INT8_ARCHS)}); "
+            f"model.arch {spec.model.arch!r} is not one of them; use dynamic_int8"
+        )
+    if c.robustness is not None:
+        if task != "classification":
+            problems.append(
+                f"compress.robustness: FGSM/PGD accuracy is measured for classification; data.task is "
+                f"{task}; set it to null"
+            )
+        elif spec.data.text is not None:
+            problems.append(
+                "compress.robustness: FGSM/PGD perturb tensor/image input; this job's input is text "
+                "token ids (data.text); set it to null"
+            )
     metric = compress_metric(task, c.select.metric)
     info = METRICS.info(metric) if metric in METRICS else None
     if info is None or not info.scalar or task not in info.tasks:

@@ -47,8 +47,9 @@ def write_section(result: dict[str, Any], directory: Path) -> Path:
     """Write ``pareto.png`` and the fragment ``section.html`` into ``directory``."""
     png = figure_png(result)
     (directory / PNG).write_bytes(png)
-    metric = result["metric"]
-    head = ["candidate", metric, "params", "size KiB", "p50 ms", "p95 ms", "rows/s @64", "gate"]
+    metric, attacked = result["metric"], result.get("robustness") is not None
+    head = ["candidate", metric, *(("FGSM", "PGD", "attack") if attacked else ())]
+    head += ["params", "size KiB", "p50 ms", "p95 ms", "rows/s @64", "gate"]
     body = "".join(
         "<tr>"
         + "".join(
@@ -56,6 +57,7 @@ def write_section(result: dict[str, Any], directory: Path) -> Path:
             for v in (
                 ("* " if r.get("selected") else "") + r["name"],
                 f"{r['metrics'][metric]:.4f}",
+                *((f"{r['fgsm_accuracy']:.4f}", f"{r['pgd_accuracy']:.4f}", r["attack"]) if attacked else ()),
                 f"{r['params']:,}",
                 f"{r['size_bytes'] / 1024:.1f}",
                 f"{r['latency_p50_ms']:.3f}",
@@ -69,9 +71,18 @@ def write_section(result: dict[str, Any], directory: Path) -> Path:
     )
     encoded = base64.b64encode(png).decode()
     selected = html.escape(str(result["selected"] or "none (the best checkpoint is served)"))
+    attacks = ""
+    if attacked:
+        r = result["robustness"]
+        attacks = (
+            f"<p>FGSM/PGD: accuracy under an L-inf attack of {r['epsilon']} (scaled input units, "
+            f"{r['pgd_steps']} PGD steps) on {r['rows']} test rows; transfer: int8/ONNX candidates "
+            "scored on the rows crafted against the original.</p>"
+        )
     fragment = (
         f"<p>selected: <b>{selected}</b></p>"
         f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
+        f"{attacks}"
         f'<img alt="size and latency against {metric}" src="data:image/png;base64,{encoded}">'
     )
     out = directory / SECTION

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch.nn as nn
 
 from raydl.backends import TorchBackend, apply_recipe
@@ -26,6 +27,22 @@ def dynamic_int8(model: nn.Module, config: dict[str, Any], task: str) -> Candida
         _params(model),
         torch_saver(q, config, "torch-int8"),
         recipe,
+    )
+
+
+def static_int8(model: nn.Module, config: dict[str, Any], task: str, calibration: np.ndarray) -> Candidate:
+    """Conv/Linear weights and the activations between them in int8 (a CNN, FX graph
+    mode), activation scales calibrated on ``calibration`` (preprocessed train rows)."""
+    recipe = {"quantize": "static_int8"}
+    q = apply_recipe(copy.deepcopy(model), recipe, calibration=calibration)
+    return Candidate(
+        "static_int8",
+        "torch-int8",
+        TorchBackend(q, task, {"config": config, "recipe": recipe}),
+        _params(model),
+        torch_saver(q, config, "torch-int8"),
+        recipe,
+        {"calibration_rows": len(calibration)},
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from raydl.backends import TorchBackend, write_selected
 from raydl.checks import compress_metric, load_spec
-from raydl.compress import onnx_export, prune, quantize
+from raydl.compress import onnx_export, prune, quantize, robust
 from raydl.compress.candidates import Candidate, files_size, reload, torch_saver
 from raydl.compress.gate import ORIGINAL, apply_gate
 from raydl.compress.measure import measure, outputs, pinned_threads
@@ -45,6 +45,13 @@ def test_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def train_sample(dataset: Any, rows: int) -> np.ndarray:
+    """The first ``rows`` preprocessed train rows' ``x`` (the split is in its seeded,
+    shuffled order): static int8's calibration."""
+    xs = [b["x"] for b in dataset.limit(rows).iter_batches(batch_size=rows, batch_format="numpy")]
+    return np.concatenate(xs)
+
+
 def build_candidates(
     spec: CompressSpec,
     checkpoint: Path,
@@ -52,9 +59,15 @@ def build_candidates(
     example: np.ndarray,
     work: Path,
     tune: Callable[[Candidate, dict[str, Any]], Candidate] | None = None,
+    calibration: np.ndarray | None = None,
 ) -> list[Candidate]:
     """The original fp32 model, then one candidate per technique, in the spec's order
-    (``tune``: fine-tunes a structurally pruned one, added after it)."""
+    (``tune``: fine-tunes a structurally pruned one, added after it; ``calibration``:
+    preprocessed train rows for static_int8).
+
+    Raises:
+        RaydlError: static_int8 without calibration rows.
+    """
     config = json.loads((checkpoint / CONFIG).read_text())
     model = load_model_dir(checkpoint)
     task, threads = pre.task, spec.measure.threads
@@ -66,6 +79,10 @@ def build_candidates(
     for technique in spec.techniques:
         if technique == "dynamic_int8":
             out.append(quantize.dynamic_int8(model, config, task))
+        elif technique == "static_int8":
+            if calibration is None:
+                raise RaydlError("compress.techniques: static_int8 calibrates on train rows; none were given")
+            out.append(quantize.static_int8(model, config, task, calibration))
         elif technique in quantize.HALF:
             out.append(quantize.half(model, config, task, technique))
         elif technique == "prune_l1":
@@ -96,7 +113,7 @@ def compress(
 ) -> dict[str, Any]:
     """Run the stage on preprocessed test rows ``x``, ``y``; returns what
     ``compress/candidates.json`` holds. ``prepared``: the run's data, for a fine-tune
-    (``compress.finetune_epochs``) on Ray Train."""
+    (``compress.finetune_epochs``) on Ray Train and static_int8's calibration rows."""
     c = spec.compress or CompressSpec()
     tune = None
     if c.finetune_epochs and "prune_structured" in c.techniques:
@@ -109,6 +126,13 @@ def compress(
                 display.stage("fine-tune", f"{cand.name}: {c.finetune_epochs} epoch(s) on Ray Train")
             return finetune(spec, prepared, run_dir, cand, config, c.finetune_epochs)
 
+    calibration = None
+    if "static_int8" in c.techniques:
+        if prepared is None:
+            raise RaydlError(
+                "compress.techniques: static_int8 calibrates on the run's train split (prepared)"
+            )
+        calibration = train_sample(prepared.datasets["train"], c.calibration_rows)
     metric = compress_metric(pre.task, c.select.metric)
     out_dir = run_dir.path / "compress"
     if out_dir.exists():
@@ -117,7 +141,7 @@ def compress(
     rows: list[dict[str, Any]] = []
     saved: dict[str, tuple[Path, dict[str, str], Candidate]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        candidates = build_candidates(c, run_dir.best_checkpoint, pre, x, Path(tmp), tune)
+        candidates = build_candidates(c, run_dir.best_checkpoint, pre, x, Path(tmp), tune, calibration)
         _measure_all(candidates, c, pre, x, y, metric, saved_root, rows, saved)
     selected = apply_gate(rows, c.select, metric)
     base = rows[0]
@@ -134,6 +158,9 @@ def compress(
         "procedure": c.measure.model_dump(),
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
         "test_rows": len(x),
+        "robustness": None
+        if c.robustness is None
+        else c.robustness.model_dump() | {"rows": min(len(x), c.robustness.rows)},
         "selected": selected,
         "candidates": rows,
     }
@@ -165,9 +192,12 @@ def _measure_all(
     rows: list[dict[str, Any]],
     saved: dict[str, tuple[Path, dict[str, str], Candidate]],
 ) -> None:
-    """Save each candidate, load it back as serving does, and measure it (into ``rows``)."""
+    """Save each candidate, load it back as serving does, and measure it (into ``rows``);
+    with ``compress.robustness``, its FGSM/PGD accuracy too (see :mod:`raydl.compress.robust`)."""
+    r = c.robustness
     with pinned_threads(c.measure.threads):
         reference = outputs(candidates[0], pre, x)
+        transfer: dict[str, np.ndarray] = {}
         for cand in candidates:
             d = saved_root / cand.name
             files = cand.save(d)
@@ -179,6 +209,12 @@ def _measure_all(
             (d / "selected.json").unlink()
             row = measure(cand, pre, x, y, [metric], reference, files_size(d), c.measure)
             row["recipe"] = cand.recipe
+            if r is not None:
+                xr, yr = x[: r.rows], y[: r.rows]
+                original = cand is candidates[0]  # a torch fp32 model: the transfer rows are its own
+                if original:
+                    transfer = robust.attacks(cand.backend.model, xr, yr, r)  # type: ignore[attr-defined]
+                row |= robust.robustness_row(cand, xr, yr, r, transfer, original)
             rows.append(row)
             saved[cand.name] = (d, files, cand)
 
@@ -187,15 +223,25 @@ def table(result: dict[str, Any]) -> Any:
     """The candidates as a rich table (ratios against the original fp32 model)."""
     from rich.table import Table
 
-    metric = result["metric"]
+    metric, robustness = result["metric"], result.get("robustness")
+    caption = None
+    if robustness is not None:
+        caption = (
+            f"FGSM/PGD: accuracy under attack at ε={robustness['epsilon']} (scaled input units, "
+            f"{robustness['pgd_steps']} PGD steps) on {robustness['rows']} test rows; transfer: "
+            "int8/ONNX scored on the rows crafted against the original"
+        )
     t = Table(
-        title=f"compression candidates ({result['threads']} thread(s), {result['test_rows']} test rows)"
+        title=f"compression candidates ({result['threads']} thread(s), {result['test_rows']} test rows)",
+        caption=caption,
     )
+    attacked = ("FGSM", "PGD", "attack") if robustness is not None else ()
     for col in (
         "",
         "candidate",
         metric,
         "agree",
+        *attacked,
         "params",
         "size",
         "×smaller",
@@ -207,11 +253,17 @@ def table(result: dict[str, Any]) -> Any:
     ):
         t.add_column(col)
     for r in result["candidates"]:
+        under_attack = (
+            (f"{r['fgsm_accuracy']:.4f}", f"{r['pgd_accuracy']:.4f}", r["attack"])
+            if robustness is not None
+            else ()
+        )
         t.add_row(
             "*" if r.get("selected") else "",
             r["name"],
             f"{r['metrics'][metric]:.4f}",
             f"{r['label_agreement']:.4f}" if "label_agreement" in r else "",
+            *under_attack,
             f"{r['params']:,}",
             f"{r['size_bytes'] / 1024:.1f} KiB",
             f"{r['size_ratio']:.2f}",

@@ -10,7 +10,9 @@ from pydantic import Field
 from raydl.spec.base import Section
 
 # The techniques this version builds (one candidate each, beside the original fp32 model).
-Technique = Literal["dynamic_int8", "fp16", "bf16", "onnx", "onnx_int8", "prune_l1", "prune_structured"]
+Technique = Literal[
+    "dynamic_int8", "static_int8", "fp16", "bf16", "onnx", "onnx_int8", "prune_l1", "prune_structured"
+]
 DEFAULT_TECHNIQUES: list[Technique] = ["dynamic_int8", "onnx", "onnx_int8"]
 
 
@@ -42,12 +44,28 @@ class MeasureSpec(Section):
     batch_size: int = Field(64, ge=1, description="Batch size of the throughput measurement.")
 
 
+class RobustnessSpec(Section):
+    epsilon: float = Field(
+        0.1,
+        ge=0,
+        description="L-inf bound of the FGSM/PGD perturbation, in the model input's scaled units (after "
+        "the run's preprocessing: standardized features, or pixels after data.image's scaling and "
+        "normalization); the perturbed input is not clipped back to a pixel range.",
+    )
+    pgd_steps: int = Field(10, ge=1, description="Gradient-sign steps of PGD (from the clean input).")
+    pgd_step_size: float | None = Field(
+        None, gt=0, description="Size of one PGD step (default: 2.5 * epsilon / pgd_steps)."
+    )
+    rows: int = Field(256, ge=1, description="Test rows attacked (the first ones of the test split).")
+
+
 class CompressSpec(Section):
     techniques: list[Technique] = Field(
         default_factory=lambda: list(DEFAULT_TECHNIQUES),
         min_length=1,
         description=(
             "Candidates built from the trained fp32 model: dynamic_int8 (torch int8 Linear/LSTM), "
+            "static_int8 (torch int8 weights and activations of a CNN, calibrated on train rows), "
             "fp16/bf16 (half-precision weights), onnx (onnxruntime fp32), onnx_int8 (onnxruntime int8), "
             "prune_l1 (smallest weights zeroed), prune_structured (channels/neurons removed, Torch-Pruning)."
         ),
@@ -59,6 +77,15 @@ class CompressSpec(Section):
         0,
         ge=0,
         description="Epochs of Ray Train fine-tuning after prune_structured (train: settings; 0: none).",
+    )
+    calibration_rows: int = Field(
+        256, ge=1, description="Train rows (preprocessed) that calibrate static_int8's activation ranges."
+    )
+    robustness: RobustnessSpec | None = Field(
+        None,
+        description="FGSM and PGD accuracy of every candidate (classification on tensor/image input; "
+        "int8 and ONNX candidates are attacked with the original's adversarial rows: a transfer "
+        "attack); null: not measured.",
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")

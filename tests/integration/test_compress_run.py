@@ -1,7 +1,8 @@
-"""The compression stage on a real local Ray: a tiny digits run (two epochs) with a
+"""The compression stage on a real local Ray: a tiny digits CNN run (two epochs) with a
 ``compress:`` section compresses after evaluation (a structurally pruned candidate
 fine-tuned for one epoch on Ray Train); ``raydl compress RUN_DIR`` then runs
-the stage again with overrides, and the selected model is what Predictor.from_run serves.
+the stage again with overrides (static int8 calibrated on the run's train split, and the
+FGSM/PGD robustness columns), and the selected model is what Predictor.from_run serves.
 No accuracy is claimed here (benchmarks/compression.py measures that)."""
 
 import json
@@ -33,7 +34,7 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
         {
             "name": "digits-compress",
             "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
-            "model": {"arch": "mlp", "params": {"hidden": [64]}},
+            "model": {"arch": "cnn", "params": {"channels": [8, 16], "hidden": 32}},
             "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 2, "batch_size": 64},
             "compress": {
                 "techniques": ["dynamic_int8", "onnx", "prune_structured"],
@@ -47,7 +48,7 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
     names = [r["name"] for r in first["candidates"]]
     assert names == ["original", "dynamic_int8", "onnx", "prune_structured", "prune_structured+ft"]
     pruned, tuned = first["candidates"][3:]
-    # half the hidden neurons: the first layer's weights and the head's inputs halve
+    # half the channels and hidden neurons: every layer between them shrinks
     assert pruned["params"] < first["candidates"][0]["params"] / 1.8 and tuned["params"] == pruned["params"]
     assert tuned["finetune_epochs"] == 1 and tuned["recipe"] == pruned["recipe"]
     # the fine-tune ran on Ray Train through the training loop, beside (not over) the run
@@ -68,16 +69,31 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
         [
             "compress",
             str(run_dir),
-            "compress.techniques=[onnx_int8, fp16]",
+            "compress.techniques=[onnx_int8, fp16, static_int8]",
             "compress.select.max_metric_drop=0.0",
             "compress.select.prefer=size",
+            "compress.robustness={rows: 64, pgd_steps: 3}",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "compression candidates" in result.output and "selected:" in result.output
+    assert "FGSM" in result.output and "transfer" in result.output
     second = json.loads((run_dir / "compress" / "candidates.json").read_text())
     rows = {r["name"]: r for r in second["candidates"]}
-    assert list(rows) == ["original", "onnx_int8", "fp16"]
+    assert list(rows) == ["original", "onnx_int8", "fp16", "static_int8"]
+    assert rows["static_int8"]["format"] == "torch-int8" and rows["static_int8"]["calibration_rows"] == 256
+    assert second["robustness"] == {"epsilon": 0.1, "pgd_steps": 3, "pgd_step_size": None, "rows": 64}
+    # the torch float models are attacked through their own gradients; int8 and ONNX are
+    # scored on the rows crafted against the original
+    attacks = {name: r["attack"] for name, r in rows.items()}
+    assert attacks == {
+        "original": "white-box",
+        "fp16": "white-box",
+        "onnx_int8": "transfer",
+        "static_int8": "transfer",
+    }
+    assert all(0 <= r["pgd_accuracy"] <= 1 and 0 <= r["fgsm_accuracy"] <= 1 for r in rows.values())
+    assert "<th>FGSM</th>" in (run_dir / "compress" / "section.html").read_text()
     chosen = second["selected"]
     assert rows[chosen]["passed"] and all(r["drop"] <= 0.0 for r in rows.values() if r["passed"])
     # a smaller candidate that lost accuracy is not chosen, and says why

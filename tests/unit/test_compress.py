@@ -257,3 +257,122 @@ def test_no_pickled_module_is_loaded(tmp_path, trained):
     )
     with pytest.raises(RaydlError, match="model.int8.pt: not a state dict of tensors"):
         Predictor.from_run(run.path)
+
+
+DIGITS_CNN = {
+    "arch": "cnn",
+    "params": {"channels": [8, 16], "hidden": 32},
+    "input_shape": [1, 8, 8],
+    "num_outputs": 10,
+}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: more torch threads only contend on a shared machine."""
+    from raydl.compress.measure import pinned_threads
+
+    with pinned_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits_cnn():
+    """A small CNN fitted (a second or two) to sklearn's digits: (model, train x, test x, test y)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images[:, None] / 16.0).astype(np.float32)  # (N, 1, 8, 8) in [0, 1]
+    y = d.target.astype(np.int64)
+    torch.manual_seed(0)
+    model = build_model("cnn", (1, 8, 8), 10, DIGITS_CNN["params"], None)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    xt, yt = torch.from_numpy(x[:1200]), torch.from_numpy(y[:1200])
+    for step in range(60):
+        i = (step * 200) % 1200
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xt[i : i + 200]), yt[i : i + 200]).backward()
+        opt.step()
+    torch.set_num_threads(threads)
+    return model.eval(), x[:1200], x[1200:], y[1200:]
+
+
+def test_static_int8_of_a_cnn_agrees_with_fp32_and_loads_back_without_pickles(
+    tmp_path, digits_cnn, one_thread
+):
+    from ray import cloudpickle  # what ray.put uses (no cluster is started)
+
+    from raydl.backends import load_backend
+    from raydl.compress import quantize
+
+    model, train_x, x, y = digits_cnn
+    cand = quantize.static_int8(model, DIGITS_CNN, "classification", train_x[:256])
+    assert cand.fmt == "torch-int8" and cand.notes == {"calibration_rows": 256}
+    fp32 = TorchBackend(model, "classification")(x)["logits"].argmax(1)
+    int8 = cand.backend(x)["logits"].argmax(1)
+    assert np.mean(fp32 == y) > 0.9  # the fixture learned something to agree on
+    assert np.mean(int8 == fp32) >= 0.98
+    # saved as model.json + a state dict of tensors; rebuilt from the recipe (prepare/convert
+    # on a fresh fp32 architecture), then the int8 weights and scales load: the same outputs
+    files = cand.save(tmp_path)
+    assert files == {"config": "model.json", "weights": "model.int8.pt"}
+    torch.load(tmp_path / files["weights"], weights_only=True)  # no pickled module in it
+    write_selected(tmp_path, "torch-int8", files, "t", recipe=cand.recipe)
+    served, _ = load_backend(tmp_path, "classification")
+    np.testing.assert_array_equal(served(x)["logits"], cand.backend(x)["logits"])
+    # batch inference ships the backend to Ray actors (cloudpickle): rebuilt there, the same
+    shipped = cloudpickle.loads(cloudpickle.dumps(served))
+    np.testing.assert_array_equal(shipped(x)["logits"], cand.backend(x)["logits"])
+
+
+def test_pgd_is_at_least_as_strong_as_fgsm_and_epsilon_zero_is_clean(digits_cnn, one_thread):
+    from raydl.compress import robust
+    from raydl.spec.compress import RobustnessSpec
+
+    model, _, x, y = digits_cnn
+    x, y = x[:200], y[:200]
+    cand = Candidate("original", "torch", TorchBackend(model, "classification"), 1, lambda d: {})
+    clean = robust.accuracy(cand, x, y)
+    spec = RobustnessSpec(epsilon=0.1, pgd_steps=5, rows=200)
+    row = robust.robustness_row(cand, x, y, spec, {})
+    assert row["attack"] == "white-box"
+    assert row["pgd_accuracy"] <= row["fgsm_accuracy"] < clean
+    zero = robust.robustness_row(cand, x, y, RobustnessSpec(epsilon=0.0), {})
+    assert zero["fgsm_accuracy"] == zero["pgd_accuracy"] == clean
+    # an int8 candidate has no gradient: it is scored on the rows crafted against fp32
+    int8 = Candidate("i", "torch-int8", TorchBackend(model, "classification"), 1, lambda d: {})
+    transfer = robust.attacks(model, x, y, spec)
+    assert robust.robustness_row(int8, x, y, spec, transfer) == row | {"attack": "transfer"}
+
+
+def test_static_int8_and_robustness_are_refused_where_they_do_not_apply():
+    lines = problems(apply_overrides(digits(), ["compress.techniques=[static_int8]"]))
+    assert lines == [
+        "compress.techniques: static_int8 is for CNNs (cnn, resnet, resnet18); model.arch 'mlp' is not "
+        "one of them; use dynamic_int8"
+    ]
+    assert validate_spec(apply_overrides(digits(), ["model.arch=cnn", "compress.techniques=[static_int8]"]))
+    reg = apply_overrides(digits(), ["compress.robustness={}"])
+    reg["data"] = {"source": {"type": "builtin", "name": "diabetes"}, "task": "regression", "label": "target"}
+    assert (
+        "compress.robustness: FGSM/PGD accuracy is measured for classification; data.task is regression; "
+        "set it to null"
+    ) in problems(reg)
+    text = {
+        "name": "t",
+        "data": {
+            "source": {"type": "builtin", "name": "bbc_news"},
+            "label": "label",
+            "text": {"column": "text"},
+        },
+        "model": {"arch": "embedding_bag"},
+        "compress": {"techniques": ["static_int8", "dynamic_int8"], "robustness": {"epsilon": 0.05}},
+    }
+    assert problems(text) == [
+        "compress.techniques: static_int8 is for CNNs (cnn, resnet, resnet18); model.arch 'embedding_bag' "
+        "is not one of them; use dynamic_int8",
+        "compress.robustness: FGSM/PGD perturb tensor/image input; this job's input is text token ids "
+        "(data.text); set it to null",
+    ]
