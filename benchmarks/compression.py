@@ -17,8 +17,9 @@ Goals (issue 14) checked here: dynamic int8 of the MLP >= 2x smaller, >= 1.5x fa
 batch 1, <= 1 point accuracy drop; ONNX agrees on >= 99.9 % of test labels and is
 >= 1.3x faster at batch 1 (both models); structured pruning of half the channels >= 1.8x
 fewer parameters with a measured speed-up, within 1.5 points (this version has no
-fine-tune after pruning, so that one is checked without it). Static int8 and
-distillation are not in this version: their goals are reported as not measured.
+fine-tune after pruning, so that one is checked without it). Static int8 is not in this
+version: its goal is reported as not measured. Distillation is measured by
+benchmarks/distill.py.
 
     .venv/bin/python benchmarks/compression.py [--fashion-rows 12000] [--table-rows 20000] [--epochs 3]
 
@@ -147,11 +148,11 @@ def goals(results: dict[str, dict]) -> list[tuple[str, bool | None, str]]:
                 f"{p['drop'] * 100:.2f}",
             )
         )
-    for goal in (
-        "cnn static int8 >= 1.5x faster at batch 64",
-        "distilled mobilenet keeps >= 97% and beats the student alone",
-    ):
+    for goal in ("cnn static int8 >= 1.5x faster at batch 64",):
         out.append((goal, None, "not measured: not in this version"))
+    out.append(
+        ("distilled mobilenet keeps >= 97% and beats the student alone", None, "see benchmarks/distill.py")
+    )
     return out
 
 
