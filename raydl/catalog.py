@@ -36,6 +36,7 @@ for _module, _names in {
     "mlp": ["mlp"],
     "cnn": ["cnn"],
     "resnet": ["resnet", "resnet18"],
+    "mobilenet": ["mobilenet"],
     "vit": ["vit"],
     "rnn": ["lstm", "gru"],
     "transformers_zoo": ["bert", "gpt2"],

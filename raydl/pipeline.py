@@ -233,9 +233,7 @@ def _stages(
             from raydl.evaluate.crossval import cross_validate
 
             cv = spec.evaluate.cross_validation
-            stage(
-                "cross-validate", f"{cv.method} ({cv.k} folds)" if cv.method == "kfold" else cv.method
-            )
+            stage("cross-validate", f"{cv.method} ({cv.k} folds)" if cv.method == "kfold" else cv.method)
             metrics["cross_validation"] = cross_validate(spec, prepared, run_dir)["metrics"]
         run_dir.write_json(run_dir.metrics, metrics)
         if spec.compress is not None:

@@ -31,6 +31,8 @@ def apply_gate(rows: list[dict[str, Any]], select: SelectSpec, metric: str) -> s
         budget = select.latency_budget_ms
         if budget is not None and row["latency_p50_ms"] > budget:
             reasons.append(f"p50 {row['latency_p50_ms']:.3f} ms > latency_budget_ms {budget}")
+        if row.get("baseline"):  # the distilled student's yardstick (student_alone)
+            reasons.append("baseline: shown, never served")
         row["passed"] = not reasons
         row["gate"] = "; ".join(reasons) if reasons else "pass"
     passing = [r for r in rows if r["passed"]]

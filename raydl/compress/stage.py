@@ -113,7 +113,8 @@ def compress(
 ) -> dict[str, Any]:
     """Run the stage on preprocessed test rows ``x``, ``y``; returns what
     ``compress/candidates.json`` holds. ``prepared``: the run's data, for a fine-tune
-    (``compress.finetune_epochs``) on Ray Train and static_int8's calibration rows."""
+    (``compress.finetune_epochs``) or a distillation (``compress.distill``) on Ray Train, and
+    static_int8's calibration rows."""
     c = spec.compress or CompressSpec()
     tune = None
     if c.finetune_epochs and "prune_structured" in c.techniques:
@@ -142,6 +143,8 @@ def compress(
     saved: dict[str, tuple[Path, dict[str, str], Candidate]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         candidates = build_candidates(c, run_dir.best_checkpoint, pre, x, Path(tmp), tune, calibration)
+        if c.distill is not None:
+            candidates += _distill(spec, c, run_dir, display, prepared)
         _measure_all(candidates, c, pre, x, y, metric, saved_root, rows, saved)
     selected = apply_gate(rows, c.select, metric)
     base = rows[0]
@@ -179,6 +182,23 @@ def compress(
     if display is not None:
         display.show(table(result))
     return result
+
+
+def _distill(
+    spec: JobSpec, c: CompressSpec, run_dir: RunDir, display: Display | None, prepared: PreparedData | None
+) -> list[Candidate]:
+    """The distilled student (and the student alone) trained on Ray Train."""
+    d = c.distill
+    assert d is not None
+    if prepared is None:
+        raise RaydlError("compress.distill: training a student needs the run's data (prepared)")
+    from raydl.compress.distill import students
+
+    if display is not None:
+        epochs = d.epochs or spec.train.epochs
+        alone = " and alone" if d.baseline else ""
+        display.stage("distill", f"{d.student.arch} student{alone}: {epochs} epoch(s) on Ray Train")
+    return students(spec, prepared, run_dir, run_dir.best_checkpoint, d)
 
 
 def _measure_all(

@@ -3,11 +3,12 @@ the rule that selects the one serving uses."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from raydl.spec.base import Section
+from raydl.spec.model import ModelSpec
 
 # The techniques this version builds (one candidate each, beside the original fp32 model).
 Technique = Literal[
@@ -59,6 +60,28 @@ class RobustnessSpec(Section):
     rows: int = Field(256, ge=1, description="Test rows attacked (the first ones of the test split).")
 
 
+class DistillSpec(Section):
+    student: ModelSpec = Field(
+        description="The student, as model: is written ({arch, params}), e.g. "
+        "{arch: mobilenet, params: {width: 0.25}}; it trains with the run's train: settings."
+    )
+    temperature: float = Field(
+        4.0, gt=0, description="Softmax temperature T of the teacher's and the student's logits."
+    )
+    alpha: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Weight of the soft loss α·T²·KL(teacher ‖ student); the labels' loss weighs 1 − α.",
+    )
+    epochs: int | None = Field(None, ge=1, description="Epochs the student trains (default: train.epochs).")
+    baseline: bool = Field(
+        True,
+        description="Also train the student alone (labels only; same epochs, seed and train: settings) "
+        "as the row student_alone, never served: what distillation bought.",
+    )
+
+
 class CompressSpec(Section):
     techniques: list[Technique] = Field(
         default_factory=lambda: list(DEFAULT_TECHNIQUES),
@@ -89,8 +112,8 @@ class CompressSpec(Section):
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="How every candidate is timed.")
     select: SelectSpec = Field(default_factory=SelectSpec, description="How the served candidate is chosen.")
-    distill: dict[str, Any] | None = Field(
+    distill: DistillSpec | None = Field(
         None,
-        description="Knowledge distillation into a student model ({student: {arch, params}, "
-        "temperature, alpha}); not built in this version: refused with a message.",
+        description="Knowledge distillation of the trained model (the teacher) into a student, "
+        "trained on Ray Train: the candidate distilled (classification only).",
     )

@@ -80,6 +80,13 @@ class Resnet18Params(Params):
     dropout: float = Dropout
 
 
+class MobilenetParams(Params):
+    width: float = Field(
+        1.0, gt=0, description="Width multiplier of every layer's channels (0.5: half; rounded to 8s)."
+    )
+    dropout: float = Dropout
+
+
 class VitParams(Params):
     patch: int = Field(
         4, ge=1, description="Side of the square patches; must divide the image's height and width."
@@ -168,6 +175,7 @@ ARCH_PARAMS: dict[str, type[Params]] = {
     "cnn": CnnParams,
     "resnet": ResnetParams,
     "resnet18": Resnet18Params,
+    "mobilenet": MobilenetParams,
     "vit": VitParams,
     "lstm": RnnParams,
     "gru": RnnParams,

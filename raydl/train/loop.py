@@ -25,7 +25,7 @@ from raydl.data.augment import build_augment
 from raydl.models import build_model
 from raydl.models.resize import resize
 from raydl.spec import EarlyStoppingSpec, JobSpec
-from raydl.train import accumulation, objectives, optim, transfer
+from raydl.train import accumulation, distill, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.metrics import EpochMetrics
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
@@ -258,6 +258,8 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
     # DDP (+ GradScaler for fp16) or DeepSpeed ZeRO: wraps the model, steps, checkpoints
     strategy = build_strategy(model, optimizer, scheduler, t, world, prepare=session.prepare_model)
     loss_fn = build_loss(t.loss, task, config.get("class_weights")).to(device)
+    if config.get("distill"):  # a student: the run's model teaches it, loaded here in the worker
+        loss_fn = distill.teacher_loss(config["distill"], loss_fn, device)
 
     val_metrics = EpochMetrics(task, spec.evaluate.metrics, config["num_outputs"], config["target_scale"])
     state: dict[str, Any] = {"epoch": 0, "best": None, "stale": 0}

@@ -3,7 +3,8 @@
 - supervised (classification, regression): ``loss_fn(model(x), y)``;
 - ``language_modeling``: next-token cross-entropy of a causal LM's logits ``(B, T, V)``
   against ``x`` shifted by one, padding ignored; its metric is perplexity = exp(loss);
-- a model with its own ``objective(x, out)`` (the VAE): that, whatever the task.
+- a model with its own ``objective(x, out)`` (the VAE): that, whatever the task;
+- a student being distilled: ``loss_fn(model(x), y, x)`` (:mod:`raydl.train.distill`).
 
 :func:`forward_loss` returns the output to score (``None`` when there is no label to
 score against) and the loss.
@@ -58,6 +59,8 @@ def forward_loss(
         return None, next_token_loss(out, x, getattr(inner, "pad_id", None))
     if task == "regression":
         out = out.squeeze(-1)  # (B, 1) → (B,)
+    if getattr(loss_fn, "takes_input", False):  # distillation: the teacher reads x too
+        return out, loss_fn(out.float(), y, x)
     return out, loss_fn(out.float(), y)
 
 

@@ -69,12 +69,15 @@ def loop_config(
     prepared: PreparedData,
     progress: Queue | None = None,
     shapes: dict[str, list[int]] | None = None,
+    distill: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the training loop is given: the resolved spec and the data facts (and, to
-    fine-tune a structurally pruned model, the pruned tensor shapes)."""
+    fine-tune a structurally pruned model, the pruned tensor shapes; to distill a
+    student, its teacher: :func:`raydl.train.distill.teacher_loss`)."""
     pre = prepared.preprocessor
     return {
         "shapes": shapes or {},
+        "distill": distill,
         "spec": spec.model_dump(mode="json"),
         "input_shape": pre.input_shape,
         "num_outputs": pre.num_outputs,
@@ -95,6 +98,7 @@ def torch_trainer(
     progress: Queue | None = None,
     callbacks: list | None = None,
     shapes: dict[str, list[int]] | None = None,
+    distill: dict[str, Any] | None = None,
 ) -> TorchTrainer:
     """The TorchTrainer that runs the training loop of ``spec`` (also each search trial)."""
     t = spec.train
@@ -106,7 +110,7 @@ def torch_trainer(
         )
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(spec, prepared, progress, shapes),
+        train_loop_config=loop_config(spec, prepared, progress, shapes, distill),
         scaling_config=ScalingConfig(
             num_workers=t.workers,
             use_gpu=t.use_gpu,
@@ -150,10 +154,13 @@ def fit(
     run: RunDir,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     shapes: dict[str, list[int]] | None = None,
+    distill: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train on Ray Train; every epoch's metrics go to ``metrics.jsonl`` and ``on_epoch``.
     ``shapes``: the tensor shapes of a structurally pruned model of ``spec.model`` (the
     compression stage's fine-tune; its weights come from ``model.pretrained.path``).
+    ``distill``: ``spec.model`` is a student learning from a teacher (``{teacher: model
+    folder, temperature, alpha}``; the compression stage's distillation).
 
     Raises:
         RaydlError: a worker failed on the user's input (e.g. a model that cannot be built).
@@ -161,9 +168,11 @@ def fit(
     metric = spec.train.checkpoint.metric
     mode = metric_mode(metric, spec.train.checkpoint.mode)
     if in_driver(spec):
-        return _fit_in_driver(spec, prepared, run, on_epoch, shapes)
+        return _fit_in_driver(spec, prepared, run, on_epoch, shapes, distill)
     progress = Queue(actor_options={"num_cpus": 0})
-    trainer = torch_trainer(spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress, shapes=shapes)
+    trainer = torch_trainer(
+        spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress, shapes=shapes, distill=distill
+    )
 
     # The loop's rank 0 puts each epoch's metrics on a queue; a thread here writes them
     # to metrics.jsonl and the progress display while fit() blocks.
@@ -237,6 +246,7 @@ def _fit_in_driver(
     run: RunDir,
     on_epoch: Callable[[dict[str, Any]], None] | None,
     shapes: dict[str, list[int]] | None,
+    distill: dict[str, Any] | None = None,
 ) -> TrainResult:
     """:func:`fit` for a run :func:`in_driver`: the same loop and checkpoints, the same
     metrics log and display, in this process. torch gets the threads a worker would
@@ -269,7 +279,7 @@ def _fit_in_driver(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(t.cpus_per_worker)))
     try:
-        train_loop_per_worker(loop_config(spec, prepared, shapes=shapes), session)
+        train_loop_per_worker(loop_config(spec, prepared, shapes=shapes, distill=distill), session)
     finally:
         torch.set_num_threads(threads)
         tracker.close()

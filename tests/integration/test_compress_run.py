@@ -1,8 +1,9 @@
 """The compression stage on a real local Ray: a tiny digits CNN run (two epochs) with a
 ``compress:`` section compresses after evaluation (a structurally pruned candidate
-fine-tuned for one epoch on Ray Train); ``raydl compress RUN_DIR`` then runs
-the stage again with overrides (static int8 calibrated on the run's train split, and the
-FGSM/PGD robustness columns), and the selected model is what Predictor.from_run serves.
+fine-tuned for one epoch on Ray Train, a mobilenet student distilled for one epoch and
+the same student alone); ``raydl compress RUN_DIR`` then runs the stage again with
+overrides (static int8 calibrated on the run's train split, and the FGSM/PGD robustness
+columns), and the selected model is what Predictor.from_run serves.
 No accuracy is claimed here (benchmarks/compression.py measures that)."""
 
 import json
@@ -40,14 +41,24 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
                 "techniques": ["dynamic_int8", "onnx", "prune_structured"],
                 "finetune_epochs": 1,
                 "measure": QUICK,
+                # a light student (8 channels a layer), one epoch, distilled and alone (in the driver)
+                "distill": {"student": {"arch": "mobilenet", "params": {"width": 0.05}}, "epochs": 1},
             },
         }
     )
     run_dir = raydl.run(spec, runs_root=runs).run_dir
     first = json.loads((run_dir / "compress" / "candidates.json").read_text())
     names = [r["name"] for r in first["candidates"]]
-    assert names == ["original", "dynamic_int8", "onnx", "prune_structured", "prune_structured+ft"]
-    pruned, tuned = first["candidates"][3:]
+    assert names == [
+        "original",
+        "dynamic_int8",
+        "onnx",
+        "prune_structured",
+        "prune_structured+ft",
+        "distilled",
+        "student_alone",
+    ]
+    pruned, tuned = first["candidates"][3:5]
     # half the channels and hidden neurons: every layer between them shrinks
     assert pruned["params"] < first["candidates"][0]["params"] / 1.8 and tuned["params"] == pruned["params"]
     assert tuned["finetune_epochs"] == 1 and tuned["recipe"] == pruned["recipe"]
@@ -55,6 +66,21 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
     log = (run_dir / "compress" / "finetune" / "prune_structured" / "metrics.jsonl").read_text()
     assert len(log.splitlines()) == 1 and "val_accuracy" in log
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    # the students trained through the loop with the teacher's soft labels, and without
+    distilled, alone = first["candidates"][5:]
+    assert distilled["params"] == alone["params"] <= first["candidates"][0]["params"] / 2
+    assert (distilled["alpha"], distilled["temperature"], distilled["epochs"]) == (0.7, 4.0, 1)
+    assert alone["baseline"] and not alone["passed"] and "baseline" in alone["gate"]
+    for name in ("distilled", "student_alone"):
+        log = (run_dir / "compress" / "distill" / name / "metrics.jsonl").read_text()
+        assert len(log.splitlines()) == 1 and "val_accuracy" in log
+    # saved as its config and safetensors weights: a checkpoint folder the Predictor loads
+    student = raydl.Predictor.from_run(run_dir, model=run_dir / "compress" / "candidates" / "distilled")
+    saved = np.load(run_dir / "predictions.npz")
+    images = sklearn.datasets.load_digits().images
+    answers = student.predict([{"x": images[i]} for i in saved["id"]])
+    accuracy = np.mean([a["label"] == int(t) for a, t in zip(answers, saved["y"])])
+    assert accuracy == pytest.approx(distilled["metrics"]["accuracy"])
     assert first["test_rows"] == json.loads((run_dir / "metrics.json").read_text())["n"]
     original = first["candidates"][0]
     # the original, measured through the Predictor, scores what evaluation scored
@@ -70,6 +96,7 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
             "compress",
             str(run_dir),
             "compress.techniques=[onnx_int8, fp16, static_int8]",
+            "compress.distill=null",
             "compress.select.max_metric_drop=0.0",
             "compress.select.prefer=size",
             "compress.robustness={rows: 64, pgd_steps: 3}",
@@ -104,8 +131,6 @@ def test_a_run_compresses_after_evaluation_and_raydl_compress_reruns_the_stage(r
 
     served = raydl.Predictor.from_run(run_dir)
     assert served.model["format"] == rows[chosen]["format"]
-    saved = np.load(run_dir / "predictions.npz")
-    images = sklearn.datasets.load_digits().images
     answers = served.predict([{"x": images[i]} for i in saved["id"]])
     accuracy = np.mean([a["label"] == int(t) for a, t in zip(answers, saved["y"])])
     assert accuracy == pytest.approx(rows[chosen]["metrics"]["accuracy"])

@@ -56,6 +56,7 @@ def _lm_rows(n=64):
 CASES = {
     "resnet": ((1, 8, 8), {"widths": [8, 16], "blocks": [1, 1]}, _images, "classification"),
     "resnet18": ((1, 8, 8), {"width": 4}, _images, "classification"),
+    "mobilenet": ((1, 8, 8), {"width": 0.25}, _images, "classification"),
     "vit": ((1, 8, 8), {"patch": 4, "dim": 16, "depth": 1, "heads": 2}, _images, "classification"),
     "lstm": ((6, 3), {"hidden": 16}, _float_sequences, "classification"),
     "gru": ((8,), {"hidden": 16, "embed_dim": 16, "bidirectional": True}, _token_rows, "classification"),
