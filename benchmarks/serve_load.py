@@ -153,6 +153,9 @@ def serve_side(run_dir: str, body: bytes, n: int, mode: str) -> dict[str, dict[i
     from raydl.spec.serve import ServeSpec
 
     results: dict[str, dict[int, dict[str, float]]] = {}
+    # one event loop, open until Serve is shut down: with the router on the caller's loop
+    # (RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0) the handle lives on it
+    loop = asyncio.new_event_loop()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -165,21 +168,25 @@ def serve_side(run_dir: str, body: bytes, n: int, mode: str) -> dict[str, dict[i
             serve.run(application(run_dir, spec), name="bench", route_prefix="/")
             url = f"http://127.0.0.1:{port}/predict"
             _wait(url, body)
-            results[f"serve {name} [{mode}]"] = {c: asyncio.run(load(url, body, n, c)) for c in CONCURRENCY}
+            by_c = {c: loop.run_until_complete(load(url, body, n, c)) for c in CONCURRENCY}
+            results[f"serve {name} [{mode}]"] = by_c
             if name == "batched":
-                results[f"handle batched [{mode}]"] = asyncio.run(
-                    by_handle(serve.get_app_handle("bench"), body, n)
-                )
+                handle = serve.get_app_handle("bench")
+                results[f"handle batched [{mode}]"] = loop.run_until_complete(by_handle(handle, body, n))
             serve.delete("bench")
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            loop.close()
     return results
 
 
 def mode_env(mode: str, scratch: str) -> dict[str, str]:
     """The environment a mode's process (and so its Ray) starts with. HAProxy's files and
-    its stats/metrics ports go to this run's own places (the machine may be shared)."""
+    its stats/metrics ports go to this run's own places (the machine may be shared); the
+    scratch path stays short (HAProxy refuses socket paths past 97 characters)."""
     env = {**os.environ, **MODES[mode], "OMP_NUM_THREADS": "1"}
     if "RAY_SERVE_ENABLE_HA_PROXY" in MODES[mode]:
         env.update(
@@ -246,7 +253,7 @@ def main() -> None:
 
     failed: list[str] = []
     for mode in modes:
-        with tempfile.TemporaryDirectory(prefix=f"serve_load_{mode}_") as scratch:
+        with tempfile.TemporaryDirectory(prefix="sl", dir="/tmp") as scratch:
             out = f"{scratch}/results.json"
             loads[mode] = _loadavg()
             print(f"{mode}: load average before {loads[mode]}", flush=True)
