@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -336,6 +337,11 @@ def serve_run(
         )
         console.print(f"[green]wrote[/] {config}  (deploy it with: serve deploy {config})")
         return
+    from raydl.serve.config import RAY_ENV
+
+    # before Ray (and Serve's constants here) load: Ray's processes read them (serve/config.py)
+    for name, value in RAY_ENV.items():
+        os.environ.setdefault(name, value)
     from raydl.runtime import connect
     from raydl.serve.launch import start, wait_forever
 

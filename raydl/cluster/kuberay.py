@@ -63,10 +63,13 @@ def _cpu(cpu: float | str) -> str:
 
 
 def _env(wandb_secret: str | None, wandb_key: str) -> list[k8s.V1EnvVar]:
+    # Ray Serve's flags after the key (raydl.serve.config.RAY_ENV: read where Ray starts, so
+    # on the container; inert without Serve), on every Ray pod as the Helm chart puts them
+    env = [k8s.V1EnvVar(name=k, value=v) for k, v in serve_app.RAY_ENV.items()]
     if not wandb_secret:
-        return []
+        return env
     ref = k8s.V1SecretKeySelector(name=wandb_secret, key=wandb_key, optional=True)
-    return [k8s.V1EnvVar(name="WANDB_API_KEY", value_from=k8s.V1EnvVarSource(secret_key_ref=ref))]
+    return [k8s.V1EnvVar(name="WANDB_API_KEY", value_from=k8s.V1EnvVarSource(secret_key_ref=ref)), *env]
 
 
 def pod_template(

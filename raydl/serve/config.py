@@ -10,6 +10,20 @@ from typing import Any
 from raydl.spec.serve import ServeSpec
 
 IMPORT_PATH = "raydl.serve.app:build_app"
+#: Ray Serve flags raydl runs Ray with: ``raydl serve`` sets them before it starts an embedded
+#: Ray (a value already in the environment wins), and the rendered RayJob/RayService (and the
+#: Helm chart) put them on every Ray container. Serve reads them when its controller, proxies
+#: and replicas import ``ray/serve/_private/constants.py``, so they belong in the environment
+#: Ray starts in (the raylet's), not in an application's ``runtime_env``; a cluster that is
+#: joined keeps its own. Without Serve they do nothing. User code and a handle's router on
+#: the replica's (and proxy's) one event loop, instead of a loop of their own each: raydl's
+#: routes are ``async`` and run the model in a thread, so nothing blocks that loop; the proxy,
+#: queue limits, timeouts, logs and metrics stay Serve's usual ones. What it is worth, and
+#: why not ``RAY_SERVE_THROUGHPUT_OPTIMIZED`` or HAProxy: benchmarks/README.md (serve_load.py).
+RAY_ENV: dict[str, str] = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+}
 DEPLOYMENT = "Model"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 

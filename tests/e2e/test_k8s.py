@@ -100,6 +100,18 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
     assert app["route_prefix"] == "/digits" and app["import_path"] == "raydl.serve.app:build_app"
     assert app["deployments"][0]["autoscaling_config"]["max_replicas"] == 3
     assert objects["RayService"]["spec"]["rayClusterConfig"] == cluster
+    # Serve's flags (read where Ray starts) are on the service's head and every worker container
+    from raydl.serve.config import RAY_ENV
+
+    service = objects["RayService"]["spec"]["rayClusterConfig"]
+    pods = [service["headGroupSpec"], *service["workerGroupSpecs"]]
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0]["env"]}
+        assert RAY_ENV.items() <= env.items(), env
+    assert RAY_ENV == {
+        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+        "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    }
 
 
 def test_bad_worker_group_is_a_spec_error(tmp_path):

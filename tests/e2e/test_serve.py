@@ -45,6 +45,11 @@ def free_port() -> int:
 def served(tmp_path_factory):
     """Ray (metrics exported on a free port) → a tiny digits run → one Serve app."""
     metrics_port, http_port = free_port(), free_port()
+    # Ray's processes start with the Serve flags `raydl serve` sets (raydl.serve.config.RAY_ENV)
+    from raydl.serve.config import RAY_ENV
+
+    for name, value in RAY_ENV.items():
+        os.environ.setdefault(name, value)
     ray.init(
         address="local",
         num_cpus=4,

@@ -58,9 +58,11 @@ requests:
 {{- toYaml $amounts | nindent 2 }}
 {{- end -}}
 
+{{/* Ray Serve's flags on every Ray container, as raydl.serve.config.RAY_ENV (read where Ray
+starts; inert without Serve); see benchmarks/README.md, serve_load.py. */}}
 {{- define "raydl.env" -}}
-{{- if .Values.wandb.secretName }}
 env:
+{{- if .Values.wandb.secretName }}
 - name: WANDB_API_KEY
   valueFrom:
     secretKeyRef:
@@ -68,6 +70,10 @@ env:
       key: {{ .Values.wandb.secretKey }}
       optional: true
 {{- end }}
+- name: RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD
+  value: "0"
+- name: RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP
+  value: "0"
 {{- end -}}
 
 {{/* The job spec's ConfigMap, mounted at /home/ray/raydl on Ray pods when a job is enabled. */}}
