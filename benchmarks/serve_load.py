@@ -82,48 +82,19 @@ def plain_app(run_dir: str):
     return app
 
 
-async def load(url: str, body: bytes, n: int, concurrency: int) -> dict[str, float]:
-    lat: list[float] = []
-    sem = asyncio.Semaphore(concurrency)
-    conn = aiohttp.TCPConnector(limit=concurrency)  # keep-alive connections, one per worker
-    async with aiohttp.ClientSession(connector=conn) as s:
-
-        async def one():
-            async with sem:
-                t = time.perf_counter()
-                async with s.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
-                    await r.read()
-                    assert r.status == 200, r.status
-                lat.append(time.perf_counter() - t)
-
-        for _ in range(min(n, 10)):  # warm-up
-            await one()
-        lat.clear()
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(n)))
-        wall = time.perf_counter() - start
-    ms = np.asarray(lat) * 1e3
-    return {
-        "rps": n / wall,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "p99_ms": float(np.percentile(ms, 99)),
-    }
-
-
-async def load_handle(handle, body: bytes, n: int, concurrency: int) -> dict[str, float]:
-    """The same measure over a DeploymentHandle: no HTTP, no proxy."""
+async def _measure(call, n: int, concurrency: int) -> dict[str, float]:
+    """req/s and latency percentiles of ``n`` awaits of ``call()`` at most ``concurrency``
+    at a time, after up to 10 untimed warm-up calls."""
     lat: list[float] = []
     sem = asyncio.Semaphore(concurrency)
 
     async def one():
         async with sem:
             t = time.perf_counter()
-            status, _ = await handle.predict_body.remote(body)
-            assert status == 200, status
+            await call()
             lat.append(time.perf_counter() - t)
 
-    for _ in range(min(n, 10)):
+    for _ in range(min(n, 10)):  # warm-up
         await one()
     lat.clear()
     start = time.perf_counter()
@@ -136,6 +107,28 @@ async def load_handle(handle, body: bytes, n: int, concurrency: int) -> dict[str
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
     }
+
+
+async def load(url: str, body: bytes, n: int, concurrency: int) -> dict[str, float]:
+    conn = aiohttp.TCPConnector(limit=concurrency)  # keep-alive connections, one per worker
+    async with aiohttp.ClientSession(connector=conn) as s:
+
+        async def post():
+            async with s.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                await r.read()
+                assert r.status == 200, r.status
+
+        return await _measure(post, n, concurrency)
+
+
+async def load_handle(handle, body: bytes, n: int, concurrency: int) -> dict[str, float]:
+    """The same measure over a DeploymentHandle: no HTTP, no proxy."""
+
+    async def call():
+        status, _ = await handle.predict_body.remote(body)
+        assert status == 200, status
+
+    return await _measure(call, n, concurrency)
 
 
 async def by_handle(handle, body: bytes, n: int) -> dict[int, dict[str, float]]:
