@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from raydl import artifacts
 from raydl.errors import RaydlError
 
 SELECTED = "selected.json"
@@ -218,7 +219,7 @@ def write_selected(
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / SELECTED
     body = {"format": fmt, "files": files, "recipe": recipe or {}, "source": source, "metrics": metrics or {}}
-    path.write_text(json.dumps(body, indent=2) + "\n")
+    artifacts.write_json(path, body)
     read_selected(model_dir)  # the same checks a reader makes
     return path
 
@@ -229,8 +230,10 @@ def load_backend(where: Path, task: str) -> tuple[Backend, dict[str, Any]]:
     ``{"format", "path"}``.
 
     Raises:
-        RaydlError: nothing loadable there.
+        RaydlError: nothing loadable there, or a file that differs from its sha256.
     """
+    if where.is_dir():
+        artifacts.verify(where)
     if where.is_dir() and (where / SELECTED).is_file():
         selected = read_selected(where)
         fmt, files, recipe = selected["format"], selected["files"], selected.get("recipe") or {}

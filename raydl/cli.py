@@ -7,6 +7,7 @@ Errors a user causes (a bad spec, missing data) are printed one per line with ex
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -568,6 +569,23 @@ def list_runs(
         console.print(line.rstrip(), highlight=False, markup=False)
 
 
+#: the errors of a full disk, a quota, or a folder raydl may not write: the user's to fix
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _storage_error(e: BaseException | None) -> OSError | None:
+    """The full-disk or permission error behind ``e``, if one is: raised here, or in a Ray
+    worker (a Ray task error keeps it as ``cause``; Ray Train chains it)."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _STORAGE_ERRNOS:
+            return e
+        cause = getattr(e, "cause", None)
+        e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
+    return None
+
+
 def main() -> None:
     try:
         app()
@@ -576,6 +594,20 @@ def main() -> None:
         for line in e.lines():
             err_console.print(f"{label}{line}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
+    except Exception as e:
+        disk = _storage_error(e)
+        if disk is None:
+            raise
+        where = f" {disk.filename}" if disk.filename else ""
+        hint = (
+            "; free space there, or write runs elsewhere (--output, $RAYDL_RUNS_DIR)"
+            if disk.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            else "; write runs elsewhere (--output, $RAYDL_RUNS_DIR)"
+        )
+        err_console.print(
+            f"[red]error[/]: cannot write{where}: {disk.strerror}{hint}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

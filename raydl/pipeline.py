@@ -3,6 +3,7 @@ data → train (or tune) → evaluate → compress (when the spec has ``compress
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from raydl import env
+from raydl import artifacts, env
 from raydl.checks import load_spec
 from raydl.data.augment import build_augment
 from raydl.data.prepare import prepare_data
@@ -54,7 +55,11 @@ def run(
         run_dir = RunDir.open(resume_search)
     else:
         run_dir = RunDir.create(runs_root or runs_root_for(storage) or env.runs_root(), spec.name)
-        run_dir.spec.write_text(spec.to_yaml())
+        try:
+            artifacts.write_text(run_dir.spec, spec.to_yaml())
+        except OSError:
+            run_dir.path.rmdir()  # a full disk leaves no empty run behind
+            raise
     display.start(spec, run_dir.path)
     publish_to = storage if storage and not runs_root and not runs_root_for(storage) else None
     return _train_and_evaluate(
@@ -129,7 +134,10 @@ def _train_and_evaluate(
         run_dir.mark("interrupted", stage=stages.current, error="interrupted (Ctrl-C)")
         raise
     except BaseException as e:
-        run_dir.mark("failed", stage=stages.current, error=f"{type(e).__name__}: {e}".strip())
+        # best effort: on a full disk the manifest cannot be written either, and the error
+        # that goes on up must be the first one
+        with contextlib.suppress(OSError):
+            run_dir.mark("failed", stage=stages.current, error=f"{type(e).__name__}: {e}".strip())
         raise
     run_dir.mark("succeeded", task=spec.data.task)
     return result
@@ -157,6 +165,7 @@ def _stages(
             )
         if preprocessor is None:
             prepared.preprocessor.save(run_dir.preprocessor)
+            run_dir.record_artifact(run_dir.preprocessor)
             run_dir.write_json(run_dir.data_report, prepared.report)
             facts = manifest(spec.seed, prepared.report["fingerprint"], resources)
             run_dir.mark("running", task=spec.data.task, **facts)
@@ -299,14 +308,11 @@ def _calibrate(
 
 def _checkpoint_epoch(checkpoint: Path) -> int | None:
     """The epoch (1-based) a checkpoint was saved at, from its loop state."""
-    import torch
+    from raydl.train.checkpoint import TRAIN_STATE, read_train_state
 
-    from raydl.train.checkpoint import TRAIN_STATE
-
-    path = Path(checkpoint) / TRAIN_STATE
-    if not path.is_file():
+    if not (Path(checkpoint) / TRAIN_STATE).is_file():
         return None
-    return int(torch.load(path, weights_only=False, map_location="cpu")["epoch"])
+    return int(read_train_state(checkpoint)["epoch"])
 
 
 def _search_detail(spec: JobSpec) -> str:
@@ -317,14 +323,10 @@ def _search_detail(spec: JobSpec) -> str:
 
 def _search(spec: JobSpec, prepared, run_dir: RunDir, resume: bool):
     """The ``tune:`` stage: the best trial's checkpoint becomes the run's best checkpoint."""
-    import shutil
-
     from raydl.tune.search import run_search
 
     search = run_search(spec, prepared, run_dir, resume=resume)
-    if run_dir.best_checkpoint.exists():
-        shutil.rmtree(run_dir.best_checkpoint)
-    shutil.copytree(search.best_checkpoint, run_dir.best_checkpoint)
+    run_dir.install(Path(search.best_checkpoint), run_dir.best_checkpoint)
     for row in search.best_epochs:  # the best trial's learning curves
         run_dir.append_metrics(row)
     return search

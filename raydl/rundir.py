@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raydl import artifacts
 from raydl.errors import RaydlError
 
 
@@ -58,7 +59,7 @@ class RunDir:
         return run
 
     def write_json(self, path: Path, obj: Any) -> None:
-        path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+        artifacts.write_json(path, obj)  # whole or absent: a crash mid-write keeps the old file
 
     def read_json(self, path: Path) -> Any:
         if not path.is_file():
@@ -82,7 +83,29 @@ class RunDir:
     def read_metrics_log(self) -> list[dict[str, Any]]:
         if not self.metrics_log.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_log.read_text().splitlines() if line]
+        lines = [line for line in self.metrics_log.read_text().splitlines() if line]
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                if i < len(lines) - 1:  # only the last line can be torn (a crash mid-append)
+                    raise RaydlError(f"{self.metrics_log}: line {i + 1} is not JSON") from None
+        return rows
+
+    def record_artifact(self, folder: Path) -> None:
+        """Note a sealed folder's sha256 per file in ``manifest.json`` (``artifacts``)."""
+        sums = json.loads((folder / artifacts.CHECKSUMS).read_text())
+        current = json.loads(self.manifest.read_text()) if self.manifest.is_file() else {}
+        name = folder.relative_to(self.path).as_posix()
+        current.setdefault("artifacts", {})[name] = sums
+        self.write_json(self.manifest, current)
+
+    def install(self, source: Path, target: Path, then: Any = None) -> None:
+        """Copy the folder ``source`` to ``target`` in this run as one step, sealed, and
+        recorded in the manifest (:func:`raydl.artifacts.replace_dir`)."""
+        artifacts.replace_dir(source, target, then)
+        self.record_artifact(target)
 
 
 def _git_commit() -> str | None:

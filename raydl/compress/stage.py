@@ -170,14 +170,20 @@ def compress(
     run_dir.write_json(out_dir / CANDIDATES, result)
     write_section(result, out_dir)
     model_dir = run_dir.selected_model
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    if selected is not None:
+    if selected is None:
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+    else:
         d, files, cand = saved[selected]
-        shutil.copytree(d, model_dir)
         row = next(r for r in rows if r["name"] == selected)
-        write_selected(
-            model_dir, cand.fmt, files, f"compress/candidates/{selected}", row["metrics"], cand.recipe
+        # copied, described (selected.json) and sealed beside model/, then renamed over it:
+        # a reader sees the old model or the new, never half of one
+        run_dir.install(
+            d,
+            model_dir,
+            lambda staging: write_selected(
+                staging, cand.fmt, files, f"compress/candidates/{selected}", row["metrics"], cand.recipe
+            ),
         )
     if display is not None:
         display.show(table(result))

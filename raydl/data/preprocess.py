@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from raydl import artifacts
 from raydl.data import images, rows
 from raydl.data.columns import IMAGE_COLUMN, TENSOR_COLUMN
 from raydl.data.rows import rename_columns
@@ -159,12 +160,13 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ apply
     def transform(
-        self, batch: dict[str, Any], *, renamed: bool = False
+        self, batch: dict[str, Any], *, renamed: bool = False, n: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[RowProblem]]:
         """Model input for the usable rows of a batch of raw columns, and the problems of
         the others. Columns go by the source's own names (renamed here as the source
         renamed them) or, with ``renamed``, by the spec's (training's rows, renamed as
-        they were read).
+        they were read). ``n``: the number of rows, where the batch cannot tell (rows
+        given as empty dicts have no columns).
 
         Returns:
             ``(x, good, problems)``: ``x`` holds the rows whose indices are in ``good``
@@ -174,7 +176,7 @@ class Preprocessor:
         """
         if not renamed:
             batch = rename_columns(batch, self.rename)
-        n = rows.batch_length(batch)
+        n = rows.batch_length(batch) if n is None else n
         cols, problems = self._columns(batch, n)
         bad_rows = {p.row for p in problems}
         good = np.asarray([i for i in range(n) if i not in bad_rows], dtype=np.int64)
@@ -383,11 +385,12 @@ class Preprocessor:
         d.mkdir(parents=True, exist_ok=True)
         path = d / STATE_FILE
         state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tokenizer"}
-        path.write_text(json.dumps(state, indent=2, default=_json_default))
+        artifacts.write_text(path, json.dumps(state, indent=2, default=_json_default))
         if self.tokenizer is not None:
             from raydl.data.text import save_tokenizer
 
             save_tokenizer(self.tokenizer, d)
+        artifacts.seal(d)
         return path
 
     @classmethod
@@ -400,6 +403,7 @@ class Preprocessor:
         path = Path(directory) / STATE_FILE
         if not path.is_file():
             raise DataError(f"{directory}: no {STATE_FILE}; did the run's data stage finish?")
+        artifacts.verify(directory)
         state = json.loads(path.read_text())
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(state) - known)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raydl import artifacts
 from raydl.errors import DataError
 
 if TYPE_CHECKING:  # serving loads tokenizers without Ray
@@ -134,7 +135,7 @@ def encode(tok: Tokenizer, texts: np.ndarray) -> np.ndarray:
 
 
 def save_tokenizer(tok: Tokenizer, directory: Path) -> None:
-    tok.save(str(directory / TOKENIZER_FILE))
+    artifacts.write_with(directory / TOKENIZER_FILE, tok.save)
 
 
 def load_tokenizer(directory: Path) -> Tokenizer:

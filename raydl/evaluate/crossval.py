@@ -16,7 +16,6 @@ split is.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -181,7 +180,7 @@ def cross_validate(spec: JobSpec, prepared: PreparedData, run: RunDir) -> dict[s
     out_dir = run.path / "cv"
     out_dir.mkdir(exist_ok=True)
     table.to_csv(out_dir / "folds.csv", index=False)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    run.write_json(out_dir / "summary.json", summary)
     return summary
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from raydl import artifacts
 from raydl.errors import RaydlError
 from raydl.names import class_names
 from raydl.report.classification import calibration_figure, confusion_figure, roc_figure
@@ -152,5 +153,5 @@ def build_report(path: str | Path) -> Path:
         f"<style>{CSS}</style></head><body><h1>raydl report: {title}</h1>{''.join(sections)}</body></html>\n"
     )
     out = run.path / REPORT
-    out.write_text(page)
+    artifacts.write_text(out, page)
     return out

@@ -2,7 +2,11 @@
 
 model.safetensors   the model's weights
 model.json          how to rebuild it: {arch, params, input_shape, num_outputs}
-train_state.pt      epoch, early-stopping state, optimizer/scheduler/scaler state
+train_state.pt      epoch, early-stopping state, optimizer/scheduler/scaler state (tensors and
+                    plain values only: read back with ``torch.load(weights_only=True)``)
+checksums.json      the sha256 of each file (:mod:`raydl.artifacts`), verified before loading
+
+Each file is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from raydl import artifacts
+from raydl.errors import RaydlError
 from raydl.models import build_model
 
 WEIGHTS, CONFIG, TRAIN_STATE = "model.safetensors", "model.json", "train_state.pt"
@@ -35,18 +41,15 @@ def save(
     scheduler=None,
     scaler=None,
 ) -> None:
-    d = Path(directory)
-    save_weights(d, model.state_dict(), model_config)
+    full = None
     if train_state is not None:
-        torch.save(
-            {
-                **train_state,
-                "optimizer": optimizer.state_dict() if optimizer else None,
-                "scheduler": scheduler.state_dict() if scheduler else None,
-                "scaler": scaler.state_dict() if scaler else None,
-            },
-            d / TRAIN_STATE,
-        )
+        full = {
+            **train_state,
+            "optimizer": optimizer.state_dict() if optimizer else None,
+            "scheduler": scheduler.state_dict() if scheduler else None,
+            "scaler": scaler.state_dict() if scaler else None,
+        }
+    save_weights(directory, model.state_dict(), model_config, full)
 
 
 def save_weights(
@@ -61,10 +64,12 @@ def save_weights(
     # safetensors refuses shared storage (views, or tied weights such as GPT-2's input
     # embedding and output head): each tensor is written as its own contiguous copy, and
     # loading fills a tied parameter twice with the same values
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}, str(d / WEIGHTS))
-    (d / CONFIG).write_text(json.dumps(model_config, indent=2))
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
+    artifacts.write_with(d / WEIGHTS, lambda tmp: save_file(tensors, tmp))
+    artifacts.write_text(d / CONFIG, json.dumps(model_config, indent=2))
     if train_state is not None:
-        torch.save(dict(train_state), d / TRAIN_STATE)
+        artifacts.write_with(d / TRAIN_STATE, lambda tmp: torch.save(dict(train_state), tmp))
+    artifacts.seal(d)
 
 
 def load_model_dir(
@@ -73,6 +78,7 @@ def load_model_dir(
     """Rebuild the model from a checkpoint directory (its ``config`` and ``weights``
     files), in eval mode."""
     d = Path(directory)
+    artifacts.verify(d)
     model = build_from_config(json.loads((d / config).read_text()))
     model.load_state_dict(load_file(str(d / weights), device=device))
     return model.to(device).eval()
@@ -88,8 +94,9 @@ def build_from_config(cfg: dict[str, Any]) -> nn.Module:
 def load_train_state(directory: str | Path, model: nn.Module, optimizer, scheduler, scaler) -> dict[str, Any]:
     """Restore weights and optimizer/scheduler/scaler state; return the loop state."""
     d = Path(directory)
+    artifacts.verify(d)
     model.load_state_dict(load_file(str(d / WEIGHTS)))
-    state = torch.load(d / TRAIN_STATE, weights_only=False)
+    state = read_train_state(d)
     if optimizer is not None and state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state.get("scheduler"):
@@ -97,3 +104,21 @@ def load_train_state(directory: str | Path, model: nn.Module, optimizer, schedul
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     return {k: state[k] for k in ("epoch", "best", "stale")}
+
+
+def read_train_state(directory: str | Path) -> dict[str, Any]:
+    """A checkpoint's loop state, unpickled with ``weights_only=True``: tensors, numbers,
+    strings and containers of them; anything else (an object whose unpickling runs code)
+    is refused unread.
+
+    Raises:
+        RaydlError: the file holds more than a state.
+    """
+    import pickle
+
+    path = Path(directory) / TRAIN_STATE
+    try:
+        return dict(torch.load(path, weights_only=True, map_location="cpu"))
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0]
+        raise RaydlError(f"{path}: not a plain training state, refused unread ({first})") from None

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from raydl import artifacts
+
 
 class TrainSession:
     """Inside a Ray Train worker."""
@@ -175,10 +177,7 @@ class DriverSession(TrialSession):
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         if checkpoint_dir is not None:
             name = f"checkpoint_{int(metrics['epoch']):06d}"
-            dest = self.folder / name
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.copytree(checkpoint_dir, dest)
+            artifacts.replace_dir(checkpoint_dir, self.folder / name)
             others = [k for k in self.kept if k["name"] != name]
             self.kept = [*others, {"name": name, "metrics": dict(metrics)}]
             self._prune()

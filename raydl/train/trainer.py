@@ -4,7 +4,6 @@ and keep the best checkpoint in the run directory."""
 from __future__ import annotations
 
 import copy
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -218,10 +217,8 @@ def fit(
     if best is None:
         raise RaydlError("train: the run reported no checkpoint")
     best_metrics = next(m for c, m in result.best_checkpoints or [] if c.path == best.path)
-    if run.best_checkpoint.exists():
-        shutil.rmtree(run.best_checkpoint)
     with best.as_directory() as d:
-        shutil.copytree(d, run.best_checkpoint)
+        run.install(Path(d), run.best_checkpoint)
     # a restarted or resumed run logs the epochs after its checkpoint again: count each once
     epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
     return TrainResult(run.best_checkpoint, dict(best_metrics), epochs_run)
@@ -289,9 +286,7 @@ def _fit_in_driver(
     best = session.best()
     if best is None:
         raise RaydlError("train: the run reported no checkpoint")
-    if run.best_checkpoint.exists():
-        shutil.rmtree(run.best_checkpoint)
-    shutil.copytree(best[0], run.best_checkpoint)
+    run.install(Path(best[0]), run.best_checkpoint)
     epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
     return TrainResult(run.best_checkpoint, dict(best[1]), epochs_run)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from raydl import artifacts
 from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec, TuneSpec
@@ -139,11 +139,9 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(out / TRIALS_CSV, index=False)
-    (out / TRIALS_JSON).write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    artifacts.write_json(out / TRIALS_JSON, rows)
     target = out / "best_checkpoint"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(checkpoint, target)
+    artifacts.replace_dir(checkpoint, target)
     best_config = {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")}
     best = {
         "config": best_config,
@@ -153,7 +151,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         "checkpoint": str(target),
         "trials": len(rows),
     }
-    (out / BEST_JSON).write_text(json.dumps(best, indent=2, default=str) + "\n")
+    artifacts.write_json(out / BEST_JSON, best)
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
 
 

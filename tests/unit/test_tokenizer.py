@@ -99,6 +99,9 @@ def test_text_preprocessor_saves_its_tokenizer_and_reloads(tmp_path):
     assert out["y"].tolist() == [1, 0, 1]
 
     (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(DataError, match="tokenizer.json: missing from a sealed artifact"):
+        Preprocessor.load(tmp_path)
+    (tmp_path / "checksums.json").unlink()  # a folder from before sealing: the loader's own check
     with pytest.raises(DataError, match="lacks its tokenizer.json"):
         Preprocessor.load(tmp_path)
 
