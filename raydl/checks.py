@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ VERSION_NOTE = "not implemented in this version of raydl"
 
 
 # ---------------------------------------------------------------------- loading
+_DOTTED = re.compile(r"^[\w-]+(\.[\w-]+)*$")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw spec dict.
 
@@ -73,8 +77,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     problems: list[str] = []
     for item in overrides:
         path, sep, text = item.partition("=")
-        if not sep or not path.strip():
-            problems.append(f"{item}: an override is written dotted.path=value")
+        if not sep or not _DOTTED.match(path.strip()):
+            problems.append(f"overrides: {item!r} is not written dotted.path=value")
             continue
         keys = path.strip().split(".")
         try:

@@ -17,7 +17,8 @@ class SpecError(RaydlError):
     """A job spec with one or more problems; each is one line: ``dotted.path: message``."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        # one line each, whatever a value quoted in it holds
+        self.problems = [p.replace("\r", "\\r").replace("\n", "\\n") for p in problems]
         super().__init__("\n".join(self.problems))
 
     def lines(self) -> list[str]:

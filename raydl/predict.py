@@ -160,7 +160,7 @@ class Predictor:
         problems: list[RowProblem] = []
         if unknown == "error":
             problems += self._unknown(cols)
-        x, good, bad = self.preprocessor.transform(cols)
+        x, good, bad = self.preprocessor.transform(cols, n=n)
         problems += bad
         if problems and len(good):
             flagged = {p.row for p in problems}

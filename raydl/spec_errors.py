@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 from raydl.registry import did_you_mean
 
+_KEY = re.compile(r"^[\w-]+$")  # a key shown bare in a dotted path; any other is quoted
+
 
 def _dotted(loc: tuple[Any, ...], raw: Any) -> str:
     """Turn a pydantic error location into the user's dotted path.
@@ -26,7 +28,10 @@ def _dotted(loc: tuple[Any, ...], raw: Any) -> str:
             parts[-1:] = [f"{parts[-1]}[{el}]"] if parts else [f"[{el}]"]
             node = node[el] if el < len(node) else None
             continue
-        parts.append(str(el))
+        if isinstance(el, str) and not _KEY.match(el) and parts:  # data[' '], not "data. "
+            parts[-1] += f"[{el!r}]"
+        else:
+            parts.append(str(el) if isinstance(el, str) and _KEY.match(el) else f"[{el!r}]")
         node = node.get(el) if isinstance(node, dict) else None
     return ".".join(parts) or "(spec)"
 

@@ -119,16 +119,23 @@ def missing(values: np.ndarray) -> np.ndarray:
     return out
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(float64 values, gaps, bad)``: gaps are NaN in the values; a bad value is one
-    that was given but is not a finite number (text that does not parse, a list, inf)."""
+    that was given but is not a finite number (text that does not parse, a list, inf) or
+    is beyond float32's range (the model's input: it would become inf there)."""
     v = np.asarray(values)
     n = len(v)
     if v.dtype.kind in "biu":
         return v.astype(np.float64), np.zeros(n, bool), np.zeros(n, bool)
     if v.dtype.kind == "f":
         x = v.astype(np.float64)
-        return x, np.isnan(x), np.isinf(x)
+        gaps = np.isnan(x)
+        bad = ~gaps & ~(np.abs(x) <= _FLOAT32_MAX)
+        x[bad] = np.nan
+        return x, gaps, bad
     gaps = missing(v)
     x = np.full(n, np.nan)
     given = ~gaps
@@ -138,7 +145,7 @@ def numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             x[given] = parsed.to_numpy(np.float64, na_value=np.nan)
         except (TypeError, ValueError):  # lists, dicts: one value at a time
             x[given] = [_number(a) for a in v[given]]
-    bad = given & ~np.isfinite(x)
+    bad = given & ~(np.abs(x) <= _FLOAT32_MAX)
     x[bad] = np.nan
     return x, gaps, bad
 

@@ -165,7 +165,7 @@ def test_bad_override_and_bad_yaml(tmp_path):
     path.write_text(yaml.safe_dump(MINIMAL))
     with pytest.raises(SpecError, match=r"train\.epochs\.x: is not a section|train.epochs: is not"):
         load_spec(path, ["train.epochs=3", "train.epochs.x=1"])
-    with pytest.raises(SpecError, match="an override is written dotted.path=value"):
+    with pytest.raises(SpecError, match="is not written dotted.path=value"):
         load_spec(path, ["train.epochs"])
     path.write_text("name: [unclosed\n")
     with pytest.raises(SpecError, match="not valid YAML at line"):
