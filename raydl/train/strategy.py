@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from raydl import artifacts
 from raydl.catalog import STRATEGIES
 from raydl.checks import requirements_problems
 from raydl.errors import RaydlError
@@ -238,6 +239,9 @@ class DeepSpeedStrategy:
         return True
 
     def load(self, directory: Path) -> dict[str, Any]:
+        # DeepSpeed unpickles its own shards (weights_only=False): the files rank 0 sealed
+        # must at least be the ones it wrote
+        artifacts.verify(directory)
         path, client = self.engine.load_checkpoint(
             str(directory / DEEPSPEED_DIR), tag=_TAG, load_lr_scheduler_states=True
         )

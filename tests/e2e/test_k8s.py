@@ -76,8 +76,13 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
         ],
     }
     job.write_text(yaml.safe_dump(raw))
-    out = raydl("k8s", "render", str(job), "cluster.image=registry.example/raydl:2.60.0-gpu")
+    # a W&B key in the environment that renders must not copy into a manifest
+    planted = "plantedwandbkey0123456789abcdef01234567"
+    out = raydl(
+        "k8s", "render", str(job), "cluster.image=registry.example/raydl:2.60.0-gpu", WANDB_API_KEY=planted
+    )
     assert out.returncode == 0, out.stderr
+    assert planted not in out.stdout + out.stderr
     objects = {o["kind"]: o for o in yaml.safe_load_all(out.stdout) if o}
     assert set(objects) == {"ConfigMap", "RayJob", "RayService"}
     for obj in objects.values():

@@ -2,6 +2,7 @@
 read back and hold the same per-epoch values as metrics.jsonl, and the resolved spec."""
 
 import json
+import os
 
 import pytest
 import yaml
@@ -13,9 +14,13 @@ from tests.wandb_records import read_wandb_records
 pytestmark = pytest.mark.integration
 
 
-def test_wandb_offline_and_tensorboard_hold_the_metrics(ray_cluster, tmp_path, repo_root):
+PLANTED = "plantedwandbkey0123456789abcdef01234567"  # 40 characters, as a W&B key is
+
+
+def test_wandb_offline_and_tensorboard_hold_the_metrics(ray_cluster, tmp_path, repo_root, capfd):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    os.environ["WANDB_API_KEY"] = PLANTED  # restored after the test (tests/conftest.py)
     spec = load_spec(
         f"{repo_root}/jobs/digits_cnn.yaml",
         [
@@ -59,3 +64,9 @@ def test_wandb_offline_and_tensorboard_hold_the_metrics(ray_cluster, tmp_path, r
         config.update({item.key: json.loads(item.value_json) for item in updates})
     assert config["model"] == spec.model_dump(mode="json")["model"]
     assert config["train"]["epochs"] == 3 and config["name"] == "digits-cnn"
+
+    # the key reached no file of the run (W&B's offline run included) and no log line
+    leaked = [p for p in result.run_dir.rglob("*") if p.is_file() and PLANTED.encode() in p.read_bytes()]
+    assert not leaked, leaked
+    out, err = capfd.readouterr()
+    assert PLANTED not in out + err
