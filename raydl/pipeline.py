@@ -23,7 +23,7 @@ from raydl.names import names_by_value, names_for
 from raydl.predict import CALIBRATION
 from raydl.progress import Display
 from raydl.rundir import RunDir, manifest, publish, runs_root_for
-from raydl.runtime import connect
+from raydl.runtime import ClusterLost, connect
 from raydl.spec import JobSpec
 from raydl.train import transfer
 from raydl.train.checkpoint import load_model_dir
@@ -138,6 +138,11 @@ def _train_and_evaluate(
         # that goes on up must be the first one
         with contextlib.suppress(OSError):
             run_dir.mark("failed", stage=stages.current, error=f"{type(e).__name__}: {e}".strip())
+        if isinstance(e, ClusterLost):  # what to do next, with the run that has to do it
+            raise ClusterLost(
+                f"{e}; in {stages.current}. The checkpoints that reached the run directory are kept: "
+                f"raydl run --resume {run_dir.path}"
+            ) from e.__cause__
         raise
     run_dir.mark("succeeded", task=spec.data.task)
     return result

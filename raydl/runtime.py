@@ -47,6 +47,29 @@ def _check_reachable(address: str, where: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+class ClusterLost(RaydlError):
+    """The Ray cluster went away under a running command (its head died): not the user's
+    input, and not a bug of raydl's either."""
+
+    exit_code = 1
+
+
+def _lost_head(error: BaseException) -> str | None:
+    """The head's GCS address when ``error`` came from Ray and the head no longer accepts
+    connections; None otherwise (Ray answers: the error is something else)."""
+    if not type(error).__module__.startswith("ray") or not ray.is_initialized():
+        return None
+    try:
+        gcs = ray.get_runtime_context().gcs_address
+        host, _, port = gcs.rpartition(":")
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
+            return None
+    except (OSError, ValueError):
+        return gcs
+    except Exception:  # noqa: BLE001 - no runtime context: nothing to tell
+        return None
+
+
 def _use_token_auth_if_available() -> None:
     """Ray 2.60 clusters from ``ray start`` demand a token by default, but a driver that
     joins one sends it only in token mode (else: "Authentication token is missing").
@@ -114,6 +137,14 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
     quiet_ray_data()
     try:
         yield ray.cluster_resources()
+    except Exception as e:
+        head = _lost_head(e)
+        if head is None:
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ClusterLost(
+            f"lost the Ray cluster: its head at {head} no longer answers ({type(e).__name__}: {first[:200]})"
+        ) from e
     finally:
         if started:
             ray.shutdown()

@@ -3,6 +3,7 @@ and keep the best checkpoint in the run directory."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from collections.abc import Callable
@@ -185,6 +186,8 @@ def fit(
                 row = progress.get(timeout=0.5)
             except Empty:
                 continue
+            except ray.exceptions.RayError:  # the queue's actor is gone (a lost node):
+                return  # fit() raises what happened
             epochs.append(row)
             run.append_metrics(row)
             tracker.log(row)
@@ -208,7 +211,8 @@ def fit(
         done.set()
         follower.join(timeout=10)
         tracker.close()
-        ray.kill(progress.actor)  # type: ignore[arg-type]
+        with contextlib.suppress(ray.exceptions.RayError):  # gone already with a lost head
+            ray.kill(progress.actor)  # type: ignore[arg-type]
 
     stopped = next((row["bad_step"] for row in epochs if "bad_step" in row), None)
     if stopped:
