@@ -338,8 +338,10 @@ def serve_run(
         )
         console.print(f"[green]wrote[/] {config}  (deploy it with: serve deploy {config})")
         return
+    from raydl.serve.auth import required_token
     from raydl.serve.config import RAY_ENV
 
+    required_token(spec.auth)  # serve.auth: its token must be here before Ray starts (and inherits it)
     # before Ray (and Serve's constants here) load: Ray's processes read them (serve/config.py)
     for name, value in RAY_ENV.items():
         os.environ.setdefault(name, value)

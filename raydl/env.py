@@ -24,3 +24,10 @@ def python_path_with_cwd() -> str:
     """``PYTHONPATH`` with the working directory first (for Ray workers on this machine)."""
     parts = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return os.pathsep.join(dict.fromkeys(parts))
+
+
+def serve_token(name: str) -> str | None:
+    """The bearer token in the variable ``serve.auth.token_env`` names (surrounding
+    whitespace dropped: a Secret made from a file often ends in a newline); None when unset
+    or empty."""
+    return os.environ.get(name, "").strip() or None

@@ -62,14 +62,23 @@ def _cpu(cpu: float | str) -> str:
     return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
 
 
-def _env(wandb_secret: str | None, wandb_key: str) -> list[k8s.V1EnvVar]:
-    # Ray Serve's flags after the key (raydl.serve.config.RAY_ENV: read where Ray starts, so
+def _secret_env(name: str, secret: str, key: str, *, optional: bool) -> k8s.V1EnvVar:
+    ref = k8s.V1SecretKeySelector(name=secret, key=key, optional=optional)
+    return k8s.V1EnvVar(name=name, value_from=k8s.V1EnvVarSource(secret_key_ref=ref))
+
+
+def _env(
+    wandb_secret: str | None, wandb_key: str, serve_token: tuple[str, str, str] | None = None
+) -> list[k8s.V1EnvVar]:
+    # Ray Serve's flags after the keys (raydl.serve.config.RAY_ENV: read where Ray starts, so
     # on the container; inert without Serve), on every Ray pod as the Helm chart puts them
     env = [k8s.V1EnvVar(name=k, value=v) for k, v in serve_app.RAY_ENV.items()]
-    if not wandb_secret:
-        return env
-    ref = k8s.V1SecretKeySelector(name=wandb_secret, key=wandb_key, optional=True)
-    return [k8s.V1EnvVar(name="WANDB_API_KEY", value_from=k8s.V1EnvVarSource(secret_key_ref=ref)), *env]
+    if serve_token:  # serve.auth: the replicas read the bearer token from it; never optional
+        variable, secret, key = serve_token
+        env.insert(0, _secret_env(variable, secret, key, optional=False))
+    if wandb_secret:
+        env.insert(0, _secret_env("WANDB_API_KEY", wandb_secret, wandb_key, optional=True))
+    return env
 
 
 def pod_template(
@@ -85,9 +94,15 @@ def pod_template(
     spec_config_map: str | None = None,
     wandb_secret: str | None = None,
     wandb_key: str = "api-key",
+    serve_token: tuple[str, str, str] | None = None,
     service_account: str | None = None,
 ) -> dict[str, Any]:
-    """A Ray pod: one container, non-root, requests == limits, GPU toleration when it has GPUs."""
+    """A Ray pod: one container, non-root, requests == limits, GPU toleration when it has GPUs.
+
+    Args:
+        serve_token: (variable, Secret, key): the serve endpoint's bearer token, set from the
+            Secret (``valueFrom.secretKeyRef``; the token is never in the manifest).
+    """
     mounts, volumes = [], []
     if spec_config_map:
         mounts.append(k8s.V1VolumeMount(name="job-spec", mount_path=SPEC_DIR, read_only=True))
@@ -112,7 +127,7 @@ def pod_template(
                     security_context=_security_context(),
                     ports=[k8s.V1ContainerPort(name=n, container_port=p) for n, p in ports] or None,
                     volume_mounts=mounts or None,
-                    env=_env(wandb_secret, wandb_key) or None,
+                    env=_env(wandb_secret, wandb_key, serve_token) or None,
                 )
             ],
         )
@@ -177,12 +192,18 @@ def default_worker_groups(spec: JobSpec) -> list[WorkerGroupSpec]:
     ]
 
 
-def cluster_spec(spec: JobSpec, *, name: str, spec_config_map: str | None) -> dict[str, Any]:
-    """A RayCluster spec (head + worker groups, in-tree autoscaling) for ``spec``."""
+def cluster_spec(
+    spec: JobSpec, *, name: str, spec_config_map: str | None, serve_token: bool = False
+) -> dict[str, Any]:
+    """A RayCluster spec (head + worker groups, in-tree autoscaling) for ``spec``; with
+    ``serve_token`` (the RayService's cluster), ``serve.auth``'s token from its Secret."""
     image = spec.cluster.image
     pod: dict[str, Any] = {"spec_config_map": spec_config_map}
     if spec.cluster.wandb_secret:
         pod["wandb_secret"] = spec.cluster.wandb_secret
+    auth = spec.serve.auth if spec.serve is not None else None
+    if serve_token and auth is not None and auth.token_env and auth.secret:
+        pod["serve_token"] = (auth.token_env, auth.secret, auth.secret_key)
     return {
         "rayVersion": ray_version(image),
         "enableInTreeAutoscaling": True,
@@ -285,13 +306,19 @@ def serve_config(spec: JobSpec) -> dict[str, Any]:
     the newest run of the job under ``cluster.storage``.
 
     Raises:
-        RaydlError: no ``cluster.storage`` (the service would have no run to read).
+        RaydlError: no ``cluster.storage`` (the service would have no run to read), or
+            ``serve.auth.token_env`` without ``serve.auth.secret`` (no token to read).
     """
     serve = spec.serve
     assert serve is not None
     if not spec.cluster.storage:
         raise RaydlError(
             "cluster.storage: a RayService reads the run directory from it; set it (a URI or a shared path)"
+        )
+    if serve.auth.token_env and not serve.auth.secret:
+        raise RaydlError(
+            f"serve.auth.secret: the RayService sets {serve.auth.token_env} from a Kubernetes Secret; "
+            "name the Secret holding the token (and serve.auth.secret_key, its key)"
         )
     app = serve_app.application(serve, spec.cluster.storage, name=spec.name, job=spec.name)
     return {"proxy_location": "EveryNode", "applications": [app]}
@@ -304,7 +331,9 @@ def render_service(spec: JobSpec, meta: dict[str, Any], config_map: str) -> dict
         "metadata": {**meta, "name": f"{meta['name']}-serve"},
         "spec": {
             "serveConfigV2": yaml.safe_dump(serve_config(spec), sort_keys=False),
-            "rayClusterConfig": cluster_spec(spec, name=meta["name"], spec_config_map=config_map),
+            "rayClusterConfig": cluster_spec(
+                spec, name=meta["name"], spec_config_map=config_map, serve_token=True
+            ),
         },
     }
 

@@ -11,8 +11,12 @@ Routes (under the application's route prefix):
 - ``GET /healthz``, ``/metadata``, ``/drift``, and ``/docs`` + ``/openapi.json`` with the
   run's real row schema.
 
+With ``serve.auth.token_env``, every route but ``/healthz`` and the v2 health probes needs
+``Authorization: Bearer <token>`` (:mod:`raydl.serve.auth`); a missing or wrong one is 401.
+
 Requests are checked before they reach the model (:mod:`raydl.serve.protocol`): every bad
-one is a 4xx whose message names the row and the problem. Concurrent requests share one
+one is a 4xx whose message names the row and the problem; more than ``max_request_rows``
+rows (or ``max_request_bytes`` bytes) is 413. Concurrent requests share one
 model call (``@serve.batch``); a prediction past ``request_timeout_s`` answers 504; a full
 queue answers 503 (or 429) from Serve's proxy, at once.
 
@@ -39,6 +43,7 @@ from ray.serve import Application
 from raydl.errors import RaydlError, RequestError
 from raydl.predict import Predictor
 from raydl.serve import protocol
+from raydl.serve.auth import OPEN_PATHS, BearerAuth, replica_token, required_token
 from raydl.serve.config import DEPLOYMENT, deployment_options
 from raydl.serve.drift import DriftMonitor, Reference
 from raydl.serve.metrics import ServeMetrics
@@ -56,11 +61,16 @@ api = FastAPI(
     title="raydl model server",
     description="A raydl run's model: raydl's /predict and the Open Inference Protocol (v2) REST API.",
 )
+# the replica's token (serve.auth); none: every request passes
+api.add_middleware(BearerAuth, token=replica_token)
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": protocol.ErrorResponse, "description": "Malformed request."},
-    413: {"model": protocol.ErrorResponse, "description": "Request body too large."},
+    413: {"model": protocol.ErrorResponse, "description": "Request body or row count too large."},
     422: {"model": protocol.ErrorResponse, "description": "A row the model cannot use."},
     504: {"model": protocol.ErrorResponse, "description": "The prediction took too long."},
+}
+UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": protocol.ErrorResponse, "description": "No model of that name here."}
 }
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
@@ -72,12 +82,33 @@ def _number(v: Any) -> float:
         return float("nan")
 
 
-def _openapi(app: FastAPI, request_schema: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI document with the run's real row schema as ``/predict``'s request body."""
+_ERROR_REF = "#/components/schemas/ErrorResponse"
+
+
+def _openapi(
+    app: FastAPI, bodies: dict[str, dict[str, Any]], model: str, auth: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI document with the run's real request bodies (``bodies``: by the end of a
+    POST route's path) and the one model name the v2 routes know; with ``auth``, the bearer
+    scheme on every operation but the probes."""
     doc = get_openapi(title=app.title, version="2", description=app.description, routes=app.routes)
     for path, item in doc["paths"].items():
-        if path.endswith("/predict") and "post" in item:
-            item["post"]["requestBody"]["content"]["application/json"]["schema"] = request_schema
+        for end, body in bodies.items():
+            if path.endswith(end) and "post" in item:
+                item["post"]["requestBody"]["content"]["application/json"]["schema"] = body
+        for operation in item.values():
+            for param in operation.get("parameters", []):
+                if param["name"] == "name" and param["in"] == "path":  # any other name: 404
+                    param["schema"]["enum"] = [model]
+        if auth and path not in OPEN_PATHS:
+            for operation in item.values():
+                operation["security"] = [{"bearer": []}]
+                operation["responses"]["401"] = {
+                    "description": "No bearer token, or a wrong one.",
+                    "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
+                }
+    if auth:
+        doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     return doc
 
 
@@ -90,6 +121,7 @@ class ModelReplica:
         self, run_dir: str, serve_spec: dict[str, Any], job: str | None = None, version: str | None = None
     ) -> None:
         self.spec = ServeSpec.model_validate(serve_spec)
+        self.token = required_token(self.spec.auth)  # this process's own environment's
         local = local_run_dir(run_dir, job)
         self.predictor = Predictor.from_run(local, model=self.spec.model)
         name = yaml.safe_load((local / "spec.yaml").read_text())["name"]
@@ -122,7 +154,10 @@ class ModelReplica:
         self.v2_specs = protocol.v2_output_specs(
             self.predictor.task, self.predictor.classes, self.spec.threshold
         )
-        self._request_schema = protocol.predict_request_schema(schema)
+        self._request_schemas = {
+            "/predict": protocol.predict_request_schema(schema),
+            "/infer": protocol.v2_infer_request_schema(schema),
+        }
         self._openapi_doc: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ raydl's routes
@@ -130,7 +165,9 @@ class ModelReplica:
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi(self, request: Request) -> dict[str, Any]:
         if self._openapi_doc is None:
-            self._openapi_doc = _openapi(request.app, self._request_schema)
+            self._openapi_doc = _openapi(
+                request.app, self._request_schemas, self.info["name"], auth=self.token is not None
+            )
         return self._openapi_doc
 
     @api.get("/docs", include_in_schema=False)
@@ -187,17 +224,17 @@ class ModelReplica:
     async def v2_ready(self) -> dict[str, bool]:
         return {"ready": True}
 
-    @api.get("/v2/models/{name}/ready")
+    @api.get("/v2/models/{name}/ready", responses=UNKNOWN_MODEL)
     async def v2_model_ready(self, name: str) -> Any:
         return self._unknown_model(name) or {"name": name, "ready": True}
 
-    @api.get("/v2/models/{name}")
+    @api.get("/v2/models/{name}", responses=UNKNOWN_MODEL)
     async def v2_model(self, name: str) -> Any:
         return self._unknown_model(name) or protocol.v2_metadata(
             self.info["name"], self.info["version"], self.predictor.input_schema, self.v2_specs
         )
 
-    @api.post("/v2/models/{name}/infer", responses=ERRORS, openapi_extra=_BODY)
+    @api.post("/v2/models/{name}/infer", responses={**ERRORS, **UNKNOWN_MODEL}, openapi_extra=_BODY)
     async def v2_infer(self, name: str, request: Request) -> Any:
         """An inference request: one tensor per input field, the first dimension the rows."""
         missing = self._unknown_model(name)
@@ -264,6 +301,11 @@ class ModelReplica:
         return status, body
 
     async def _answers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        limit = self.spec.max_request_rows
+        if len(rows) > limit:
+            raise BadRequest(
+                413, f"{len(rows)} rows is more than max_request_rows ({limit}); split the request"
+            )
         # a field that is not there at all: named here (preprocessing only sees gaps)
         problems = protocol.missing_fields(rows, self.predictor.input_schema)
         try:
@@ -327,7 +369,12 @@ ModelVersion: Any = serve.deployment(name=DEPLOYMENT)(ModelReplica)
 def application(run_dir: str, serve_spec: ServeSpec, *, job: str | None = None) -> "Application":
     """The Serve application for a run directory (a local path or URI; a runs folder: its
     newest run of ``job``); with ``versions`` or ``shadow``, those runs beside it behind the
-    router (:mod:`raydl.serve.router`)."""
+    router (:mod:`raydl.serve.router`).
+
+    Raises:
+        RaydlError: ``serve.auth.token_env`` names a variable that is empty or not set here.
+    """
+    required_token(serve_spec.auth)  # at once, not as every replica fails to start
     if serve_spec.routed:
         return routed_application(run_dir, serve_spec, job=job)
     return ModelServer.options(**deployment_options(serve_spec)).bind(
@@ -355,7 +402,7 @@ def routed_application(run_dir: str, spec: ServeSpec, *, job: str | None = None)
     ongoing = spec.ongoing_requests * (len(versions) + 1)
     return Router.options(  # type: ignore[attr-defined]
         max_ongoing_requests=ongoing, ray_actor_options={"num_cpus": 0}
-    ).bind(versions, shadow, spec.seed)
+    ).bind(versions, shadow, spec.seed, spec.auth.model_dump(mode="json"))
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -130,6 +130,31 @@ def predict_request_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def v2_infer_request_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a v2 inference request: a tensor per input field (its name, shape,
+    datatype and flat or nested data), an optional id and the outputs wanted."""
+    tensor = {
+        "type": "object",
+        "properties": {
+            "name": {"enum": [f["name"] for f in input_schema["fields"]]},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+            "datatype": {"enum": sorted(V2_DTYPES)},
+            "data": {"type": "array"},
+        },
+        "required": ["name", "shape", "datatype", "data"],
+    }
+    wanted = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor, "minItems": 1},
+            "outputs": {"type": "array", "items": wanted},
+        },
+        "required": ["inputs"],
+    }
+
+
 # ------------------------------------------------------------------ parsing
 def parse_json(body: bytes, limit: int) -> Any:
     """The request body as JSON.

@@ -8,7 +8,8 @@
   never returned, and its failures (an error, a 4xx/5xx, a dead replica) never reach the client.
 
 ``GET /versions`` (and ``/metadata``) show every version and the shadow's agreement so far.
-Each version's own metrics carry its name as the ``version`` label.
+Each version's own metrics carry its name as the ``version`` label. ``serve.auth`` is
+checked here, at the ingress (the versions behind it answer only handle calls).
 
 No ``from __future__ import annotations`` (see :mod:`raydl.serve.app`).
 """
@@ -24,11 +25,14 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 
+from raydl.serve.auth import BearerAuth, replica_token, required_token
 from raydl.serve.metrics import _keys
+from raydl.spec.serve import AuthSpec
 
 log = logging.getLogger("raydl.serve.shadow")
 
 router_api = FastAPI(title="raydl model server (versions)", openapi_url=None, docs_url=None, redoc_url=None)
+router_api.add_middleware(BearerAuth, token=replica_token)  # the router is the ingress: serve.auth here
 
 
 def _labels(body: dict[str, Any]) -> list[Any]:
@@ -45,7 +49,9 @@ class Router:
         versions: list[tuple[str, float, Any]],
         shadow: Any = None,
         seed: int | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> None:
+        self.token = required_token(AuthSpec.model_validate(auth or {}))
         self.names = [n for n, _, _ in versions]
         self.weights = [w for _, w, _ in versions]
         self.handles = {n: h for n, _, h in versions}

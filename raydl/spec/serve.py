@@ -62,6 +62,27 @@ class VersionSpec(Section):
     )
 
 
+class AuthSpec(Section):
+    token_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="An environment variable holding a bearer token: every route but /healthz and the "
+        "v2 health probes then asks for 'Authorization: Bearer <token>' (null: no auth).",
+    )
+    secret: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The Kubernetes Secret `raydl k8s render` sets token_env from (valueFrom.secretKeyRef).",
+    )
+    secret_key: str = Field("token", min_length=1, description="The token's key in that Secret.")
+
+    @model_validator(mode="after")
+    def _secret_needs_a_variable(self) -> AuthSpec:
+        if self.secret is not None and self.token_env is None:
+            raise ValueError(f"secret ({self.secret!r}) needs token_env: the variable the token goes in")
+        return self
+
+
 class ServeSpec(Section):
     route_prefix: str = Field("/", pattern=r"^/", description="The HTTP path the endpoint answers under.")
     model: Literal["selected", "best"] = Field(
@@ -85,6 +106,10 @@ class ServeSpec(Section):
     )
     request_timeout_s: float = Field(30, gt=0, description="A prediction taking longer answers 504.")
     max_request_bytes: int = Field(8 << 20, ge=1024, description="A larger request body answers 413.")
+    max_request_rows: int = Field(
+        1024, ge=1, description="A request with more rows (instances, or v2 rows) answers 413."
+    )
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="Bearer-token authentication.")
     threshold: float | None = Field(
         None, ge=0, le=1, description="Below this top-class probability the answer is 'abstain'."
     )

@@ -237,3 +237,27 @@ def test_the_chart_serves_raydls_application(helm):
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
         assert RAY_ENV.items() <= env.items(), env
+    assert spec.auth.token_env is None  # no serve.auth.secretName: no token asked for
+
+
+def test_serve_auth_takes_the_token_from_the_secret_on_the_services_pods_only(helm):
+    objects = template(
+        helm, "-f", str(CHART / "ci" / "serve-values.yaml"), "--set", "serve.auth.secretName=digits-token"
+    )
+    for obj in objects:
+        validate(obj)
+    kinds = {o["kind"]: o for o in objects}
+    (app,) = yaml.safe_load(kinds["RayService"]["spec"]["serveConfigV2"])["applications"]
+    assert app["args"]["serve"]["auth"] == {"token_env": "RAYDL_SERVE_TOKEN"}
+    cluster = kinds["RayService"]["spec"]["rayClusterConfig"]
+    ref = {"name": "digits-token", "key": "token", "optional": False}
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        env = group["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "RAYDL_SERVE_TOKEN", "valueFrom": {"secretKeyRef": ref}} in env, env
+    assert "RAYDL_SERVE_TOKEN" not in yaml.safe_dump(kinds["RayCluster"])  # the standalone cluster
+    bad = subprocess.run(
+        [helm, "template", "rel", str(CHART), "--set", "serve.auth.tokenEnv=MY-TOKEN"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "serve.auth.tokenEnv" in bad.stderr, bad.stderr

@@ -4,6 +4,7 @@ without a cluster, apply and status fail with one clear line."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from raydl.cluster import kuberay
+from raydl.errors import RaydlError
 from raydl.spec import load_spec
 from tests.k8s_schemas import validate
 
@@ -56,7 +59,11 @@ def test_render_of_every_example_job_validates(job):
 def test_gpu_groups_serve_and_overrides(tmp_path):
     job = tmp_path / "gpu.yaml"
     raw = yaml.safe_load((REPO / "jobs" / "digits_cnn.yaml").read_text())
-    raw["serve"] = {"route_prefix": "/digits", "autoscaling": {"min_replicas": 1, "max_replicas": 3}}
+    raw["serve"] = {
+        "route_prefix": "/digits",
+        "autoscaling": {"min_replicas": 1, "max_replicas": 3},
+        "auth": {"token_env": "RAYDL_SERVE_TOKEN", "secret": "digits-serve-token"},
+    }
     raw["cluster"] = {
         "storage": "s3://bucket/runs",
         "worker_groups": [
@@ -104,7 +111,8 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
     (app,) = yaml.safe_load(objects["RayService"]["spec"]["serveConfigV2"])["applications"]
     assert app["route_prefix"] == "/digits" and app["import_path"] == "raydl.serve.app:build_app"
     assert app["deployments"][0]["autoscaling_config"]["max_replicas"] == 3
-    assert objects["RayService"]["spec"]["rayClusterConfig"] == cluster
+    # the service's cluster is the job's, plus the serve endpoint's token (serve.auth)
+    assert _without_env(objects["RayService"]["spec"]["rayClusterConfig"], "RAYDL_SERVE_TOKEN") == cluster
     # Serve's flags (read where Ray starts) are on the service's head and every worker container
     from raydl.serve.config import RAY_ENV
 
@@ -117,6 +125,36 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
         "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
         "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     }
+    # serve.auth: the token comes from the Secret on the service's pods, and is written nowhere
+    assert app["args"]["serve"]["auth"] == {
+        "token_env": "RAYDL_SERVE_TOKEN",
+        "secret": "digits-serve-token",
+        "secret_key": "token",
+    }
+    for pod in pods:
+        (token,) = [e for e in pod["template"]["spec"]["containers"][0]["env"] if "TOKEN" in e["name"]]
+        assert token == {
+            "name": "RAYDL_SERVE_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "digits-serve-token", "key": "token", "optional": False}},
+        }
+    assert "RAYDL_SERVE_TOKEN" not in yaml.safe_dump(objects["RayJob"])  # training has no use for it
+
+
+def _without_env(cluster: dict, name: str) -> dict:
+    cluster = copy.deepcopy(cluster)
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        container = group["template"]["spec"]["containers"][0]
+        container["env"] = [e for e in container["env"] if e["name"] != name]
+    return cluster
+
+
+def test_a_service_asking_for_a_token_must_name_its_secret(tmp_path):
+    raw = yaml.safe_load((REPO / "jobs" / "digits_cnn.yaml").read_text())
+    raw["serve"] = {"auth": {"token_env": "RAYDL_SERVE_TOKEN"}}
+    raw["cluster"] = {"storage": "s3://bucket/runs"}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RaydlError, match=r"^serve.auth.secret: the RayService sets RAYDL_SERVE_TOKEN from"):
+        kuberay.render(load_spec(tmp_path / "job.yaml"))
 
 
 def test_bad_worker_group_is_a_spec_error(tmp_path):

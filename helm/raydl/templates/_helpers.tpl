@@ -59,7 +59,8 @@ requests:
 {{- end -}}
 
 {{/* Ray Serve's flags on every Ray container, as raydl.serve.config.RAY_ENV (read where Ray
-starts; inert without Serve); see benchmarks/README.md, serve_load.py. */}}
+starts; inert without Serve); see benchmarks/README.md, serve_load.py. The serve endpoint's
+token (serve.auth) only where the RayService passes .serveToken, as kuberay.py's _env. */}}
 {{- define "raydl.env" -}}
 env:
 {{- if .Values.wandb.secretName }}
@@ -69,6 +70,14 @@ env:
       name: {{ .Values.wandb.secretName }}
       key: {{ .Values.wandb.secretKey }}
       optional: true
+{{- end }}
+{{- with .serveToken }}
+- name: {{ .tokenEnv }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .secretKey }}
+      optional: false
 {{- end }}
 - name: RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD
   value: "0"
