@@ -5,6 +5,7 @@ raised in the trial, or the trial's process killed with SIGKILL. Built as user c
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,3 +37,26 @@ def mlp(input_shape, num_outputs: int, hidden: int = 16, crash: str = "none", ma
     for d in input_shape:
         features *= int(d)
     return FaultyMLP(features, num_outputs, hidden, crash, marker)
+
+
+def search_spec(marker) -> Any:
+    """Iris, two trials of 2 epochs, `tune.max_failures: 1`: one trial's process is killed
+    at epoch 2's first step (once: ``marker`` then exists), the other raises every step."""
+    from raydl.spec import validate_spec
+
+    return validate_spec(
+        {
+            "name": "iris-faulty-search",
+            "seed": 0,
+            "data": {"source": {"type": "builtin", "name": "iris"}, "label": "target"},
+            "model": {"arch": "tests.reliability.faulty:mlp", "params": {"marker": str(marker)}},
+            "train": {"workers": 1, "epochs": 2, "batch_size": 16, "checkpoint": {"metric": "val_accuracy"}},
+            "tune": {
+                "search": "grid",
+                "metric": "val_accuracy",
+                "mode": "max",
+                "max_failures": 1,
+                "space": {"model.params.crash": {"grid": ["once", "always"]}},
+            },
+        }
+    )

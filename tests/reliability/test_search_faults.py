@@ -11,32 +11,13 @@ from rich.console import Console
 
 import raydl
 from raydl.progress import Display
-from raydl.spec import validate_spec
-
-
-def _spec(marker) -> object:
-    return validate_spec(
-        {
-            "name": "iris-faulty-search",
-            "seed": 0,
-            "data": {"source": {"type": "builtin", "name": "iris"}, "label": "target"},
-            "model": {"arch": "tests.reliability.faulty:mlp", "params": {"marker": str(marker)}},
-            "train": {"workers": 1, "epochs": 2, "batch_size": 16, "checkpoint": {"metric": "val_accuracy"}},
-            "tune": {
-                "search": "grid",
-                "metric": "val_accuracy",
-                "mode": "max",
-                "max_failures": 1,
-                "space": {"model.params.crash": {"grid": ["once", "always"]}},
-            },
-        }
-    )
+from tests.reliability.faulty import search_spec
 
 
 def test_a_crashed_trial_is_retried_a_failing_one_is_reported_and_the_search_finishes(ray_cluster, tmp_path):
     marker = tmp_path / "killed-once"
     console = Console(record=True, width=200)
-    result = raydl.run(_spec(marker), runs_root=tmp_path / "runs", display=Display(console))
+    result = raydl.run(search_spec(marker), runs_root=tmp_path / "runs", display=Display(console))
     assert marker.is_file(), "the 'once' trial never reached epoch 2: nothing was killed"
 
     table = pd.read_csv(result.run_dir / "tune" / "trials.csv").set_index("config/model.params.crash")
