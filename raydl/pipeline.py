@@ -208,6 +208,8 @@ def _stages(
                 {"epoch": _checkpoint_epoch(search.best_checkpoint)},
                 search.best_metrics["epochs"],
             )
+            for line in _search_notes(search.best_metrics):
+                display.note(line)
         else:
             with display.epochs(spec.train.epochs) as on_epoch:
                 result = fit(spec, prepared, run_dir, on_epoch=on_epoch)
@@ -243,6 +245,15 @@ def _stages(
             )
         metrics["best_epoch"] = best_metrics.get("epoch")
         metrics["epochs_run"] = epochs_run
+        if spec.tune is not None:
+            b = search.best_metrics
+            # how the search went: a crashed trial is in the run's metrics, not only in tune/
+            metrics["search"] = {
+                "trials": b["trials"],
+                "failed": len(b["failed"]),
+                "retries": b["retries"],
+                "failures": b["failed"],
+            }
         if spec.evaluate.cross_validation is not None:
             from raydl.evaluate.crossval import cross_validate
 
@@ -324,6 +335,21 @@ def _search_detail(spec: JobSpec) -> str:
     t = spec.tune
     assert t is not None
     return f"{t.search} search, {t.num_samples} trials, scheduler {t.scheduler and t.scheduler.type}"
+
+
+def _search_notes(best: dict[str, Any]) -> list[str]:
+    """What the terminal says of a search's crashed trials (``tune/best.json``'s facts)."""
+    failed, retries = best.get("failed", []), best.get("retries", 0)
+    notes = []
+    if retries:
+        notes.append(f"search: {retries} trial crash(es) retried from the trial's last checkpoint")
+    if failed:
+        notes.append(
+            f"search: {len(failed)} of {best['trials']} trials failed; "
+            f"the best of the other {best['trials'] - len(failed)} was chosen"
+        )
+        notes += [f"  trial {f['trial']}: {f['error']}" for f in failed]
+    return notes
 
 
 def _search(spec: JobSpec, prepared, run_dir: RunDir, resume: bool):

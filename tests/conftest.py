@@ -19,6 +19,28 @@ def repo_root() -> str:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray for the whole session (starting Ray costs seconds), shared by
+    tests/integration and tests/reliability. Imported here, not at the top: tests/unit
+    runs without Ray."""
+    import ray
+
+    from raydl.runtime import quiet_ray_data
+
+    # 4 logical CPUs on 2 cores: 2 Train workers hold one each, Ray Data gets the rest.
+    ray.init(
+        address="local",
+        num_cpus=4,
+        object_store_memory=512 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    quiet_ray_data()
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _restore_environ():
     """A test that changes environment variables cannot leak them into the next."""

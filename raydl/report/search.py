@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -61,6 +62,15 @@ def search_section(trials, metric: str | None, mode: str, best: dict[str, Any]) 
     params = [c for c in trials.columns if c.startswith("config/")]
     metric = metric or next((c for c in trials.columns if c.startswith("val_")), None)
     parts = []
+    failed = best.get("failed") or []
+    if failed or best.get("retries"):
+        # a crashed trial never stops the search: say which, and why, before the best config
+        lines = [f"trial {f['trial']}: {f['error']}" for f in failed]
+        parts.append(
+            f"<p>{len(failed)} of {best.get('trials', len(trials))} trials failed "
+            f"(crashes retried from a checkpoint: {best.get('retries', 0)}); the best of the others "
+            "was chosen.</p>" + "".join(f"<p><code>{html.escape(line)}</code></p>" for line in lines)
+        )
     if best.get("config"):
         parts.append(
             "<h3>best config</h3>" + table([{"parameter": k, "value": v} for k, v in best["config"].items()])

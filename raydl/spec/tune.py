@@ -40,6 +40,15 @@ class TuneSpec(Section):
     max_concurrent_trials: int | None = Field(
         None, ge=1, description="Trials running at once; default: as many as the cluster's CPUs hold."
     )
+    max_failures: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Retries of a crashed trial (an error raised in it, its process killed, its "
+        "node lost), each from the trial's last checkpoint, before it is marked failed. A "
+        "failed trial never stops the search: the best of the others is chosen, and the "
+        "run's metrics, report and output say which trials failed and why.",
+    )
     space: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Dotted spec path → {uniform|loguniform|choice|…: args}."
     )

@@ -37,12 +37,35 @@ class SearchResult:
 
 EPOCH_LOG = "epochs.jsonl"
 ENDED_LOG = "ended.txt"
+FAILURE_LOG = "failures.jsonl"
+
+
+def one_line(error: BaseException | None) -> str:
+    """A trial's error as one line: the user's own exception inside Ray's wrapper (a
+    RayTaskError holds it as ``cause``), else the first line of Ray's message (a killed
+    process: ``ActorDiedError: The actor died unexpectedly …``)."""
+    if error is None:
+        return ""
+    seen: set[int] = set()
+    e: BaseException = error
+    while id(e) not in seen:
+        seen.add(id(e))
+        inner = getattr(e, "cause", None) or e.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        e = inner
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    # Ray prefixes a task's error with its traceback; the exception's own line is last
+    text = lines[-1] if lines and lines[0].startswith(("ray::", "Traceback")) else (lines or [""])[0]
+    name = type(e).__name__.removeprefix("RayTaskError(").removesuffix(")")
+    return f"{name}: {text}" if text and not text.startswith(name) else text or name
 
 
 class EpochLog(tune.Callback):
     """Every result every trial reports, appended on the driver to ``tune/epochs.jsonl``
     as it arrives; :func:`write_results` builds the trials table from it. The ids of the
-    trials that ended (completed, stopped by the scheduler, failed) go to ``tune/ended.txt``.
+    trials that ended (completed, stopped by the scheduler, failed) go to ``tune/ended.txt``;
+    every crash of a trial, retried or final, to ``tune/failures.jsonl`` with its error.
 
     Tune's own per-trial ``result.json`` loses rows whenever a trial is paused and
     restored (its JSON logger copies the file back from storage, which is synced only
@@ -59,7 +82,45 @@ class EpochLog(tune.Callback):
         with open(self.folder / ENDED_LOG, "a") as f:
             f.write(trial.trial_id + "\n")
 
-    on_trial_error = on_trial_complete
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._failure(trial, retried=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._failure(trial, retried=False)
+        self.on_trial_complete(iteration, trials, trial)
+
+    def _failure(self, trial, retried: bool) -> None:
+        row = {
+            "trial_id": trial.trial_id,
+            "failure": trial.num_failures,
+            "retried": retried,
+            "error": one_line(_latest_error(trial)),
+        }
+        with open(self.folder / FAILURE_LOG, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _latest_error(trial) -> BaseException | None:
+    """The error Tune just recorded for ``trial``, from the trial's local folder (Tune's
+    ``get_pickled_error`` reads its storage copy, synced only later)."""
+    from ray import cloudpickle
+
+    path = trial.pickled_error_file
+    if path and Path(path).is_file():
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    return None
+
+
+def _failures(run: RunDir) -> dict[str, list[dict[str, Any]]]:
+    """Each trial's crashes, in order, from :class:`EpochLog`'s ``failures.jsonl``."""
+    path = run.path / "tune" / FAILURE_LOG
+    out: dict[str, list[dict[str, Any]]] = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.strip():
+            row = json.loads(line)
+            out.setdefault(row["trial_id"], []).append(row)
+    return out
 
 
 def _epoch_frames(run: RunDir) -> dict[str, Any]:
@@ -84,6 +145,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
     sign = 1 if t.mode == "max" else -1
     metric = search_metric(t)
     frames = _epoch_frames(run)
+    crashes = _failures(run)
     rows = []
     for result in grid:
         trial_id = _trial_id(result)
@@ -102,6 +164,7 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         else:
             status = "completed"
         config = _trial_config(result, df)
+        crashed = crashes.get(trial_id or "", [])
         rows.append(
             {
                 "trial": trial_id,
@@ -115,11 +178,23 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
                 **{f"config/{k}": v for k, v in config.items()},
                 # PBT: how often the trial took another's checkpoint and new values
                 "exploited": _exploits(run, trial_id),
+                # tune.max_failures: times the trial crashed and was restarted from its
+                # last checkpoint; a failed trial's last error, as one line
+                "retries": sum(c["retried"] for c in crashed),
+                "error": one_line(result.error) if result.error is not None else "",
                 "_df": df,
                 "_result": result,
             }
         )
-    done = [r for r in rows if r[metric] is not None]
+    failed = [r for r in rows if r["status"] == "error"]
+    if failed and len(failed) == len(rows):
+        _write_table(out, rows, metric, sign)
+        raise RaydlError(
+            f"tune: every trial failed ({len(rows)}); the first: {failed[0]['error']} "
+            f"(all errors in {out / TRIALS_CSV})"
+        )
+    # a failed trial's epochs may have reported the metric; its run did not finish
+    done = [r for r in rows if r[metric] is not None and r["status"] != "error"]
     if not done:
         raise RaydlError("tune: no trial reported " + metric)
     best_row = max(done, key=lambda r: sign * r[metric])
@@ -127,19 +202,11 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         spec.model_dump(mode="json"),
         {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")},
     )
-    best_df = best_row.pop("_df")
-    checkpoint = trial_checkpoint(best_row.pop("_result"), best_df, best_spec)
+    best_df = best_row["_df"]
+    checkpoint = trial_checkpoint(best_row["_result"], best_df, best_spec)
     keep = [c for c in best_df.columns if c == "epoch" or c == "lr" or c.startswith(("train_", "val_"))]
     best_epochs = [{k: v for k, v in r.items() if v == v} for r in best_df[keep].to_dict("records")]
-    for r in rows:
-        r.pop("_df", None)
-        r.pop("_result", None)
-    rows.sort(key=lambda r: (r[metric] is None, -sign * (r[metric] or 0)))
-
-    import pandas as pd
-
-    pd.DataFrame(rows).to_csv(out / TRIALS_CSV, index=False)
-    artifacts.write_json(out / TRIALS_JSON, rows)
+    _write_table(out, rows, metric, sign)
     target = out / "best_checkpoint"
     artifacts.replace_dir(checkpoint, target)
     best_config = {k.removeprefix("config/"): v for k, v in best_row.items() if k.startswith("config/")}
@@ -150,9 +217,23 @@ def write_results(spec: JobSpec, grid, run: RunDir) -> SearchResult:
         "epochs": best_row["epochs"],
         "checkpoint": str(target),
         "trials": len(rows),
+        "failed": [{"trial": r["trial"], "error": r["error"]} for r in failed],
+        "retries": sum(r["retries"] for r in rows),
     }
     artifacts.write_json(out / BEST_JSON, best)
     return SearchResult(best_config, best, target, best_spec, rows, best_epochs)
+
+
+def _write_table(out: Path, rows: list[dict[str, Any]], metric: str, sign: int) -> None:
+    """``trials.csv`` and ``trials.json``: best first, failed trials last."""
+    import pandas as pd
+
+    for r in rows:
+        r.pop("_df", None)
+        r.pop("_result", None)
+    rows.sort(key=lambda r: (r["status"] == "error", r[metric] is None, -sign * (r[metric] or 0)))
+    artifacts.write_with(out / TRIALS_CSV, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    artifacts.write_json(out / TRIALS_JSON, rows)
 
 
 def _trial_id(result) -> str | None:

@@ -227,6 +227,9 @@ def build_tuner(spec: JobSpec, prepared: PreparedData, run: RunDir) -> tune.Tune
             storage_path=str(run.ray_storage),
             verbose=0,  # Tune's trial tables: the run's terminal shows raydl's stages; trials go to tune/
             callbacks=[EpochLog(str(run.path / "tune")), *_callbacks(spec, run)],
+            # a crashed trial is retried from its last checkpoint (tune.max_failures), then
+            # marked failed; Tune goes on with the other trials either way
+            failure_config=tune.FailureConfig(max_failures=t.max_failures),
             # one-worker trials report their checkpoints to Tune: keep the best and the latest
             checkpoint_config=tune.CheckpointConfig(
                 # PBT restores trials from each other's checkpoints: keep them all (with a

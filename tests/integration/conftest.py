@@ -1,29 +1,12 @@
-"""One real local Ray for the whole integration session (starting Ray costs seconds), and
-the trained runs more than one module reads (each trained once per session: Ray Train's
-fixed cost per run dominates the suite's time)."""
+"""The trained runs more than one integration module reads (each trained once per
+session: Ray Train's fixed cost per run dominates the suite's time), on the session's one
+real local Ray (``ray_cluster``, in ``tests/conftest.py``: tests/reliability shares it)."""
 
 import pytest
-import ray
 
 import raydl
-from raydl.runtime import quiet_ray_data
 from raydl.spec import load_spec
 from tests.integration.test_sources import digit_folder, spec_for
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    # 4 logical CPUs on 2 cores: 2 Train workers hold one each, Ray Data gets the rest.
-    ray.init(
-        address="local",
-        num_cpus=4,
-        object_store_memory=512 * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    quiet_ray_data()
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

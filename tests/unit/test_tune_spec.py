@@ -83,3 +83,12 @@ def test_string_choices_validate_and_a_data_space_is_refused(repo_root):
         validate_spec(_raw(repo_root, space={"data.balance": {"choice": ["none", "oversample"]}}))
     (line,) = e.value.lines()
     assert line.startswith("tune.space.data.balance: the search prepares the data once for all its trials")
+
+
+def test_max_failures_is_a_small_non_negative_count(repo_root):
+    assert validate_spec(_raw(repo_root)).tune.max_failures == 0  # default: no retries, search goes on
+    assert validate_spec(_raw(repo_root, max_failures=2)).tune.max_failures == 2
+    for bad in (-1, 11, "often"):
+        with pytest.raises(SpecError) as e:
+            validate_spec(_raw(repo_root, max_failures=bad))
+        assert "tune.max_failures" in str(e.value), str(e.value)
