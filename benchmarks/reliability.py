@@ -440,9 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     names = [s.name for s in SCENARIOS]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", action="append", choices=names, help="run only these scenarios")
-    p.add_argument("--epochs", type=int, default=6, help="training: epochs (default 6)")
+    p.add_argument("--epochs", type=int, default=4, help="training: epochs (default 4)")
     p.add_argument("--every", type=int, default=1, help="training: train.checkpoint.every")
-    p.add_argument("--kill-after", type=int, default=3, help="training: epochs logged before the kill")
+    p.add_argument("--kill-after", type=int, default=2, help="training: epochs logged before the kill")
     p.add_argument("--files", type=int, default=16, help="data-prep: CSV files (read tasks), default 16")
     p.add_argument("--quick", action="store_true", help="data-prep: no warm-up run, no recovery time (CI)")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON line (tests read it)")

@@ -169,7 +169,9 @@ def fit(
     mode = metric_mode(metric, spec.train.checkpoint.mode)
     if in_driver(spec):
         return _fit_in_driver(spec, prepared, run, on_epoch, shapes, distill)
-    progress = Queue(actor_options={"num_cpus": 0})
+    # on the driver's own node: anywhere else, losing that node would lose the queue and
+    # fail the run that Ray Train's restart (train.max_failures) had saved
+    progress = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": _this_node()})
     trainer = torch_trainer(
         spec, prepared, str(run.ray_storage), RUN_NAME, progress=progress, shapes=shapes, distill=distill
     )
@@ -226,6 +228,13 @@ def fit(
     # a restarted or resumed run logs the epochs after its checkpoint again: count each once
     epochs_run = len({row["epoch"] for row in run.read_metrics_log()})
     return TrainResult(run.best_checkpoint, dict(best_metrics), epochs_run)
+
+
+def _this_node() -> Any:
+    """A scheduling strategy that pins an actor to the driver's node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
 def in_driver(spec: JobSpec) -> bool:
