@@ -426,6 +426,120 @@ def trial_crash_in_search(args: argparse.Namespace) -> Row:
     )
 
 
+@scenario("serve", "Serve replica killed under load")
+def replica_killed_under_load(args: argparse.Namespace) -> Row:
+    """A tiny digits CNN behind one Serve replica on a one-node Ray; 4 client threads (2
+    retry on 5xx and connection errors) for 10 s; 2 s in, the replica's actor is killed
+    (``benchmarks/faults.py::kill_replica_under_load``, what tests/e2e/test_serve.py runs)."""
+    import ray
+    import sklearn.datasets
+    from ray import serve
+
+    import raydl
+    from benchmarks.faults import kill_replica_under_load
+    from raydl.serve.app import application
+    from raydl.serve.config import RAY_ENV
+    from raydl.spec import ServeSpec, validate_spec
+
+    for name, value in RAY_ENV.items():
+        os.environ.setdefault(name, value)
+    work = Path(tempfile.mkdtemp(prefix="raydl-rel-serve-"))
+    with contextlib.closing(__import__("socket").socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    try:
+        spec = validate_spec(
+            {
+                "name": "digits",
+                "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
+                "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
+                "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
+            }
+        )
+        run_dir = raydl.run(spec, runs_root=work / "runs").run_dir
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(application(str(run_dir), ServeSpec(num_cpus=0)), name="digits", route_prefix="/")
+        body = json.dumps({"x": sklearn.datasets.load_digits().images[11].tolist()}).encode()
+        report = kill_replica_under_load(
+            f"http://127.0.0.1:{port}/predict", body, app="digits", deployment="Model", seconds=10
+        )
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    plain, retrying = report["plain"], report["retrying"]
+    return Row(
+        fault="Serve replica killed under load (1 replica, 4 clients)",
+        survived=f"replica replaced: {report['replaced']}; answered after: "
+        f"{plain['answered_after'] + retrying['answered_after']}",
+        lost=f"{plain['failed']} of {plain['sent']} failed without retry "
+        f"({plain['failed_share']:.1%}); {retrying['lost']} of {retrying['sent']} lost with retry",
+        epochs_repeated="—",
+        recover_s=report["recover_s"],
+        details=report,
+    )
+
+
+@scenario("head", "head node lost mid-training")
+def head_lost_mid_training(args: argparse.Namespace) -> Row:
+    """A real ``ray start --head``; ``raydl run`` joins it (digits CNN, 2 workers, 5 epochs)
+    and its GCS and raylet are SIGKILLed once 2 epochs are logged; then ``raydl run
+    --resume`` on an embedded Ray (what tests/reliability/test_head_loss.py asserts)."""
+    import subprocess
+
+    from tests.reliability.test_head_loss import _free_port, _kill, _pids_of
+
+    work = Path(tempfile.mkdtemp(prefix="raydl-rel-head-"))
+    temp_dir, port, bin_ = f"/tmp/rdl-head-bench-{os.getpid()}", _free_port(), Path(sys.executable).parent
+    epochs = 5
+    subprocess.run(
+        [str(bin_ / "ray"), "start", "--head", f"--port={port}", "--num-cpus=4", f"--temp-dir={temp_dir}",
+         "--include-dashboard=false", "--object-store-memory=300000000", "--disable-usage-stats"],
+        env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    runs = work / "runs"
+    try:
+        job = subprocess.Popen(
+            [str(bin_ / "raydl"), "run", "jobs/digits_cnn.yaml", f"train.epochs={epochs}",
+             "train.early_stopping=null", "--output", str(runs)],
+            cwd=ROOT, env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen = 0
+        while job.poll() is None and seen < 2:
+            logs = list(runs.glob("*/metrics.jsonl"))
+            seen = len(logs[0].read_text().splitlines()) if logs else 0
+            time.sleep(0.2)
+        _kill(_pids_of(temp_dir, ("gcs_server", "raylet")))
+        killed = time.monotonic()
+        _, err = job.communicate(timeout=300)
+        failed_s = time.monotonic() - killed
+        line = next((x for x in err.splitlines() if x.startswith("error:")), "")
+        (run_dir,) = runs.iterdir()
+        t0 = time.monotonic()
+        done = subprocess.run(
+            [str(bin_ / "raydl"), "run", "--resume", str(run_dir)], cwd=ROOT,
+            env={**os.environ, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        resume_s = time.monotonic() - t0
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if done.returncode == 0 else {}
+    finally:
+        _kill(_pids_of(temp_dir))
+    resumed = [r for r in rows if "resumed_from_epoch" in r]
+    start = resumed[0]["resumed_from_epoch"] if resumed else None
+    return Row(
+        fault="head node lost mid-training (GCS + raylet SIGKILLed)",
+        survived=f"exit {job.returncode} in {failed_s:.0f} s with one line; --resume from epoch {start}: "
+        f"exit {done.returncode}, accuracy {metrics.get('accuracy', float('nan')):.4f}",
+        lost="0 rows",
+        epochs_repeated=f"{seen - start} completed (+ the partial one)" if start is not None else "—",
+        recover_s=failed_s + resume_s,
+        details={"error_line": line, "seen_at_kill": seen, "resumed_from": start, "resume_s": resume_s},
+    )
+
+
 # ----------------------------------------------------------------------- main
 def _table(rows: list[Row]) -> str:
     head = ["fault injected", "what survived", "rows or requests lost", "epochs repeated", "time to recover"]
