@@ -45,8 +45,9 @@ test-unit: setup  ## only the fast tests without Ray
 
 # ruff, mypy and import-linter come pinned with the dev extra; lint-imports checks the
 # layer contracts of pyproject.toml (a module importing a layer above it, or a cycle).
-lint: $(BIN)/raydl  ## ruff, mypy raydl, and the import layers (lint-imports)
+lint: $(BIN)/raydl  ## ruff (lint and format), mypy raydl, and the import layers (lint-imports)
 	$(BIN)/ruff check raydl tests benchmarks
+	$(BIN)/ruff format --check raydl tests benchmarks
 	$(BIN)/mypy raydl
 	$(BIN)/lint-imports
 

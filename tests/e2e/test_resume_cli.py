@@ -22,6 +22,9 @@ def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_
             f"{repo_root}/jobs/digits_cnn.yaml",
             "train.epochs=5",
             "train.early_stopping=null",
+            # one worker trains in the driver: Ctrl-C and --resume are the point, and the
+            # Ray Train worker group's Ctrl-C is test_cli.py's
+            "train.workers=1",
             "-o",
             str(tmp_path),
         ],

@@ -11,8 +11,10 @@ from tests.integration.test_sources import digit_folder, spec_for
 
 @pytest.fixture(scope="session")
 def digits_run(ray_cluster, tmp_path_factory, repo_root):
-    """The digits CNN job as it ships (test_train, test_report_pages)."""
-    spec = load_spec(f"{repo_root}/jobs/digits_cnn.yaml")
+    """The digits CNN job as it ships (test_train, test_report_pages), on one worker: it
+    trains in the driver (no worker group to start, about 20 s and a first-batch wait on 2
+    cores). Two-worker DDP on this job is what test_resume.py and tests/e2e prove."""
+    spec = load_spec(f"{repo_root}/jobs/digits_cnn.yaml", ["train.workers=1"])
     return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
 
 

@@ -16,6 +16,7 @@ def test_mixup_cutmix_job_trains_without_shape_or_label_errors(ray_cluster, tmp_
         [
             "train.epochs=6",
             "train.early_stopping=null",
+            "train.workers=1",  # the augmentations run in the loop: the same in the driver
             "train.loss={label_smoothing: 0.05}",
             "data.augment=[{type: rotate, degrees: 10}, {type: cutout, size: 2}, "
             "{type: cutmix, p: 0.5}, {type: mixup, alpha: 0.2}]",

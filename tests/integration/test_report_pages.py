@@ -26,7 +26,7 @@ def runs(digits_run, image_run, bbc_run, tmp_path_factory, repo_root):
     trained here for one epoch — no other module trains diabetes."""
     spec = load_spec(
         f"{repo_root}/jobs/diabetes_mlp.yaml",
-        ["train.epochs=1", "train.scheduler.warmup_epochs=0", "train.early_stopping=null"],
+        ["train.epochs=1", "train.scheduler.warmup_epochs=0", "train.early_stopping=null", "train.workers=1"],
     )
     diabetes = raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")).run_dir
     return {

@@ -21,6 +21,7 @@ def test_vae_job_trains_and_samples_images(ray_cluster, tmp_path, repo_root):
             'model.params={"latent": 8, "hidden": [64]}',
             "train.epochs=3",
             "train.early_stopping=null",
+            "train.workers=1",  # in the driver: no worker group to start
             "train.checkpoint.metric=val_loss",
             "train.checkpoint.mode=min",
             "train.grad_clip=null",
