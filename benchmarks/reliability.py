@@ -343,9 +343,15 @@ def node_lost_mid_training(args: argparse.Namespace) -> Row:
     recover = None
     if first is not None and "resumed_seen" in kill:
         recover = kill["resumed_seen"] - kill["killed_at"] - first["epoch_seconds"]
+    keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "resumed_from_epoch")
+    calm_rows = _epochs(calm.run_dir)
     shutil.rmtree(work, ignore_errors=True)
     same = hit.metrics["accuracy"] == calm.metrics["accuracy"]
     details = {
+        "killed": killed,
+        # every epoch's numbers, undisturbed and disturbed (tests/reliability compares them)
+        "calm_epochs": [{k: r[k] for k in keys if k in r} for r in calm_rows],
+        "hit_epochs": [{k: r[k] for k in keys if k in r} for r in rows],
         "epochs": args.epochs,
         "checkpoint_every": args.every,
         "epochs_logged_at_kill": kill.get("epochs_logged"),
