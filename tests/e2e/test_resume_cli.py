@@ -1,5 +1,6 @@
-"""`raydl run --resume RUN_DIR` as a user runs it: a run stopped with Ctrl-C continues in
-its own run directory from its latest checkpoint, not from epoch 1."""
+"""Ctrl-C and `raydl run --resume RUN_DIR` as a user runs them: Ctrl-C during training
+(the job's 2 Ray Train workers) exits 130 with one line and keeps the finished epochs; the
+run continues in its own run directory from its latest checkpoint, not from epoch 1."""
 
 import json
 import signal
@@ -21,10 +22,7 @@ def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_
             "run",
             f"{repo_root}/jobs/digits_cnn.yaml",
             "train.epochs=5",
-            "train.early_stopping=null",
-            # one worker trains in the driver: Ctrl-C and --resume are the point, and the
-            # Ray Train worker group's Ctrl-C is test_cli.py's
-            "train.workers=1",
+            "train.early_stopping=null",  # the job's 2 workers: Ray Train's own SIGINT path
             "-o",
             str(tmp_path),
         ],
@@ -42,8 +40,10 @@ def test_ctrl_c_then_resume_continues_from_the_latest_checkpoint(repo_root, tmp_
     finally:
         proc.kill()
     assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
     (run_dir,) = tmp_path.iterdir()
     assert not (run_dir / "metrics.json").exists()
+    assert (run_dir / "metrics.jsonl").read_text().startswith('{"train_loss"')  # finished epochs kept
     before = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
     out = subprocess.run(
