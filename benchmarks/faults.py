@@ -18,6 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the small digits job a replica is killed under (one epoch, in the driver): the app that
+#: tests/e2e/test_serve.py and benchmarks/reliability.py's serve scenario both serve
+TINY_DIGITS: dict[str, Any] = {
+    "name": "digits",
+    "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
+    "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
+    "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
+}
+
 #: statuses a retrying client tries again: overload, a replica gone mid-request, a timeout
 RETRYABLE = frozenset({500, 502, 503, 504})
 

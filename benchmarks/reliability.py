@@ -442,27 +442,19 @@ def replica_killed_under_load(args: argparse.Namespace) -> Row:
     from ray import serve
 
     import raydl
-    from benchmarks.faults import kill_replica_under_load
+    from benchmarks.faults import TINY_DIGITS, kill_replica_under_load
     from raydl.serve.app import application
     from raydl.serve.config import RAY_ENV
     from raydl.spec import ServeSpec, validate_spec
+    from tests.reliability.test_head_loss import _free_port
 
     for name, value in RAY_ENV.items():
         os.environ.setdefault(name, value)
     work = Path(tempfile.mkdtemp(prefix="raydl-rel-serve-"))
-    with contextlib.closing(__import__("socket").socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
-        spec = validate_spec(
-            {
-                "name": "digits",
-                "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
-                "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
-                "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
-            }
-        )
+        spec = validate_spec(TINY_DIGITS)
         run_dir = raydl.run(spec, runs_root=work / "runs").run_dir
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(str(run_dir), ServeSpec(num_cpus=0)), name="digits", route_prefix="/")

@@ -36,7 +36,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 import raydl
-from benchmarks.faults import kill_replica_under_load
+from benchmarks.faults import TINY_DIGITS, kill_replica_under_load
 from raydl.serve.app import application
 from raydl.serve.protocol import ABSTAIN
 from raydl.spec import validate_spec
@@ -75,15 +75,8 @@ def served(tmp_path_factory):
         _system_config={"metrics_report_interval_ms": 1000},
     )
     try:
-        spec = validate_spec(
-            {
-                "name": "digits",
-                "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target"},
-                "model": {"arch": "cnn", "params": {"channels": [4, 8], "hidden": 16}},
-                "train": {"workers": 1, "cpus_per_worker": 0.5, "epochs": 1, "batch_size": 64},
-                "evaluate": {"calibration": "temperature"},  # so every answer below is calibrated
-            }
-        )
+        # calibrated, so every answer below is
+        spec = validate_spec({**TINY_DIGITS, "evaluate": {"calibration": "temperature"}})
         run_dir = raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs")).run_dir
         predictor = raydl.Predictor.from_run(run_dir)
         # a threshold in the middle of the answers' confidences: some abstain, some do not
