@@ -187,6 +187,7 @@ def check_spec(spec: JobSpec, local_paths: bool = True) -> list[str]:
     problems += _check_metrics(spec)
     problems += _check_tune(spec)
     problems += _check_compress(spec)
+    problems += _check_adversarial(spec)
     problems += requirements_problems(train)
     if local_paths:
         problems += check_paths(spec)
@@ -283,6 +284,26 @@ def _check_compress(spec: JobSpec) -> list[str]:
             f"one of {', '.join(allowed)}; got {metric!r}"
         )
     return problems
+
+
+def _check_adversarial(spec: JobSpec) -> list[str]:
+    """FGSM needs a classifier's labels, an input with a gradient, and the whole model in
+    each worker (DDP: DeepSpeed's engine owns, and ZeRO-3 partitions, the weights)."""
+    if spec.train.adversarial is None:
+        return []
+    where = "train.adversarial"
+    task = spec.data.task
+    if task != "classification" or spec.model.arch in _OWN_OBJECTIVE_ARCHS:
+        what = f"data.task is {task}" if task != "classification" else f"model.arch is {spec.model.arch!r}"
+        return [f"{where}: FGSM examples move a classifier's input against its labels; {what}; set it null"]
+    if spec.data.text is not None:
+        return [
+            f"{where}: FGSM perturbs tensor/image/tabular input; this job's input is text token ids "
+            "(data.text); set it to null"
+        ]
+    if spec.train.strategy != "ddp":
+        return [f"{where}: crafted through the whole model in each worker: needs train.strategy: ddp"]
+    return []
 
 
 def _check_distill(spec: JobSpec) -> list[str]:

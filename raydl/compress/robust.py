@@ -19,23 +19,20 @@ import torch.nn.functional as F
 
 from raydl.compress.candidates import Candidate
 from raydl.spec.compress import RobustnessSpec
+from raydl.train import adversarial
 
 WHITE_BOX, TRANSFER = "white-box", "transfer"
 
 
 def _gradient_sign(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sign(d loss / d x) of the cross-entropy on ``x`` (B, ...), in the model's dtype."""
-    first = next(model.parameters())
-    x = x.detach().to(first.dtype).requires_grad_(True)
-    loss = F.cross_entropy(model(x).float(), y)
-    (grad,) = torch.autograd.grad(loss, x)
-    return grad.sign().float()
+    return adversarial.gradient_sign(model, x, y, F.cross_entropy)
 
 
 def fgsm(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epsilon: float) -> np.ndarray:
     """Fast gradient sign: ``x + epsilon * sign(grad)``, one step."""
     t, labels = torch.from_numpy(x).float(), torch.from_numpy(y).long()
-    return (t + epsilon * _gradient_sign(model, t, labels)).numpy()
+    return adversarial.fgsm(model, t, labels, epsilon, F.cross_entropy).numpy()
 
 
 def pgd(

@@ -57,6 +57,7 @@ from raydl.spec.model import ModelSpec, PretrainedSpec
 from raydl.spec.serve import AutoscalingSpec, BatchingSpec, ServeSpec
 from raydl.spec.tracking import TrackingSpec, WandbSpec
 from raydl.spec.train import (
+    AdversarialSpec,
     CheckpointSpec,
     EarlyStoppingSpec,
     LossSpec,
@@ -68,6 +69,7 @@ from raydl.spec.tune import TuneSchedulerSpec, TuneSpec
 
 __all__ = [
     "IMAGE_AUGMENTS",
+    "AdversarialSpec",
     "TEXT_AUGMENTS",
     "AugmentStep",
     "AutoscalingSpec",

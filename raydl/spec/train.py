@@ -79,6 +79,22 @@ class CheckpointSpec(Section):
     every: int = Field(1, ge=1, description="Save a checkpoint every N epochs (and at the last epoch).")
 
 
+class AdversarialSpec(Section):
+    epsilon: float = Field(
+        0.1,
+        gt=0,
+        description="L-inf size of the FGSM perturbation, in the model input's scaled units (after the "
+        "run's preprocessing), as compress.robustness measures it; not clipped to a pixel range.",
+    )
+    share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of each train batch replaced by its FGSM examples, crafted against the model "
+        "at that step (the first rows of the shuffled batch).",
+    )
+
+
 class TrainSpec(Section):
     workers: int = Field(2, ge=1, description="Ray Train workers (DDP processes).")
     cpus_per_worker: float = Field(
@@ -129,6 +145,12 @@ class TrainSpec(Section):
         "once per step (no_sync on the others); DeepSpeed gets it as gradient_accumulation_steps. "
         "Clipping, the gradient norm and bad-step checks act once per step; schedules count "
         "steps; an epoch's last, shorter window is averaged over its own micro-batches.",
+    )
+    adversarial: AdversarialSpec | None = Field(
+        None,
+        description="Adversarial training (classification of tensor/image/tabular input, DDP): a share "
+        "of each train batch replaced by FGSM examples, {epsilon, share}; compress.robustness "
+        "measures what it bought.",
     )
     deterministic: bool = Field(
         True,

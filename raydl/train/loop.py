@@ -25,7 +25,7 @@ from raydl.data.augment import build_augment
 from raydl.models import build_model
 from raydl.models.resize import resize
 from raydl.spec import EarlyStoppingSpec, JobSpec
-from raydl.train import accumulation, distill, objectives, optim, transfer
+from raydl.train import accumulation, adversarial, distill, objectives, optim, transfer
 from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.metrics import EpochMetrics
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
@@ -72,6 +72,7 @@ def _run_epoch(
     shuffle_seed=None,
     observe=None,
     augment=None,
+    attack=None,
 ) -> dict[str, Any]:
     """One pass over a shard; returns this worker's sums (loss, hits/errors, rows), and
     ``stop`` (a message) when a bad step ended training."""
@@ -97,6 +98,8 @@ def _run_epoch(
                 x, y = batch["x"], batch.get("y")  # (B, *input_shape), (B,); no y: LM, VAE
                 if augment is not None:  # train batches only; mixing makes y soft: (B, classes)
                     x, y = augment(x, y)
+                if attack is not None:  # train.adversarial: a share of the rows made FGSM examples
+                    x = attack(x, y)
                 with strategy.micro_step(i == len(window) - 1) if train else nullcontext():
                     with _autocast(precision, device):
                         # out: (B, classes) or (B,) to score; None for a model with its own objective
@@ -258,6 +261,9 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
     # DDP (+ GradScaler for fp16) or DeepSpeed ZeRO: wraps the model, steps, checkpoints
     strategy = build_strategy(model, optimizer, scheduler, t, world, prepare=session.prepare_model)
     loss_fn = build_loss(t.loss, task, config.get("class_weights")).to(device)
+    attack = None  # train.adversarial: FGSM rows against the model at each step, by the labels' loss
+    if (adv := t.adversarial) is not None:
+        attack = adversarial.AdversarialBatches(strategy.module, loss_fn, adv.epsilon, adv.share)
     if config.get("distill"):  # a student: the run's model teaches it, loaded here in the worker
         loss_fn = distill.teacher_loss(config["distill"], loss_fn, device)
 
@@ -305,6 +311,7 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
             epoch=epoch + 1,
             shuffle_seed=seed,
             augment=augment,
+            attack=attack,
             **common,
         )
         if sums["stop"]:  # every rank saw the same global gradient norm and stops here
