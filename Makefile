@@ -17,16 +17,15 @@ $(BIN)/raydl: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-# Fashion-MNIST's original IDX files, from Debian's package.
-$(FASHION_MNIST):
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
-
-# Headless Chromium, for the test that opens report.html.
+# Fashion-MNIST's original IDX files and headless Chromium (for the test that opens
+# report.html), from Debian's packages: one apt-get update and one install for whichever
+# of the two is missing.
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
+APT_PACKAGES = $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist) $(if $(wildcard $(CHROMIUM)),,chromium)
+$(FASHION_MNIST) $(CHROMIUM) &:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium
+	if [ -n "$(strip $(APT_PACKAGES))" ]; then \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PACKAGES); fi
 
 setup: $(BIN)/raydl $(FASHION_MNIST) $(CHROMIUM) $(BIN)/helm  ## create the venv and install raydl with its dev tools
 
