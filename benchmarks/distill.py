@@ -8,7 +8,8 @@ the driver); its ``compress:`` stage then trains the student twice through the s
 training loop and ``train:`` fields, the same epochs and seed: ``distilled`` (loss =
 alpha·T²·KL(teacher/T ‖ student/T) + (1 − alpha)·CE) and ``student_alone`` (CE only).
 
-- digits: 1,797 8×8 images (55/15/30 by default: ``--digits-test``), teacher cnn [32, 64] hidden 128 (53 k params),
+- digits: 1,797 8×8 images (55/15/30 by default: ``--digits-test``), teacher cnn [32, 64]
+  hidden 128 (53 k params),
   student mobilenet ``--digits-width`` (0.4: 24 k, the widest within half), ``--digits-epochs``;
 - fashion: ``--fashion-rows`` Fashion-MNIST images (80/10/10), teacher cnn [32, 64]
   hidden 256 (825 k), student mobilenet ``--fashion-width`` (0.5: 37 k),
