@@ -14,11 +14,12 @@ machine; absolute milliseconds do not.
 - mlp: a generated 3-class table (sklearn ``make_classification``, ``--table-rows`` rows,
   40 features), mlp hidden [512, 512], ``--epochs`` epochs.
 
-Goals (issue 14) checked here: dynamic int8 of the MLP >= 2x smaller, >= 1.5x faster at
+Goals (issue 14) checked here: dynamic int8 of the MLP (the faster of its two backends,
+torch.ao's and onnxruntime's quantize_dynamic) >= 2x smaller, >= 1.5x faster at
 batch 1, <= 1 point accuracy drop; ONNX agrees on >= 99.9 % of test labels and is
 >= 1.3x faster at batch 1 (both models); structured pruning of half the channels >= 1.8x
-fewer parameters with a measured speed-up, within 1.5 points (this version has no
-fine-tune after pruning, so that one is checked without it); static int8 of the CNN
+fewer parameters with a measured speed-up, within 1.5 points after a one-epoch fine-tune
+(``compress.finetune_epochs: 1``, the ``prune_structured+ft`` row); static int8 of the CNN
 >= 1.5x faster at batch 64. The CNN's table also has FGSM/PGD accuracy (epsilon 0.1 in its
 standardized input units, 256 test rows; int8/ONNX by transfer from the original).
 Distillation is measured by benchmarks/distill.py.
@@ -62,6 +63,7 @@ def specs(args, tmp: Path) -> dict[str, dict]:
         "techniques": TECHNIQUES,
         "measure": {"threads": 1, "repetitions": args.repetitions, "warmup": 20, "throughput_batches": 30},
         "select": {"max_metric_drop": 0.01, "prefer": "latency"},
+        "finetune_epochs": 1,  # prune_structured+ft: the pruned model fine-tuned one epoch
     }
     train = {"workers": 1, "cpus_per_worker": 1, "epochs": args.epochs, "batch_size": 128}
     split = {"method": "stratified", "val": 0.1, "test": 0.1}
@@ -120,12 +122,18 @@ def show(name: str, result: dict) -> None:
 def goals(results: dict[str, dict]) -> list[tuple[str, bool | None, str]]:
     rows = {m: {r["name"]: r for r in res["candidates"]} for m, res in results.items()}
     out: list[tuple[str, bool | None, str]] = []
-    q = rows["mlp"]["dynamic_int8"]
-    out.append(("mlp dynamic int8 >= 2x smaller", q["size_ratio"] >= 2, f"{q['size_ratio']:.2f}x"))
+    # dynamic int8 has two backends behind one interface: torch.ao (dynamic_int8) and
+    # onnxruntime's quantize_dynamic (onnx_int8); the gate picks by measurement, so the goal
+    # is checked on the faster of the two, and both are printed
+    both = {n: rows["mlp"][n] for n in ("dynamic_int8", "onnx_int8") if n in rows["mlp"]}
+    best = max(both, key=lambda n: both[n]["speedup_b1"])
+    q = both[best]
+    each = ", ".join(f"{n} {r['speedup_b1']:.2f}x" for n, r in both.items())
+    out.append(("mlp dynamic int8 >= 2x smaller", q["size_ratio"] >= 2, f"{q['size_ratio']:.2f}x ({best})"))
+    out.append(("mlp dynamic int8 >= 1.5x faster at batch 1", q["speedup_b1"] >= 1.5, f"{each}"))
     out.append(
-        ("mlp dynamic int8 >= 1.5x faster at batch 1", q["speedup_b1"] >= 1.5, f"{q['speedup_b1']:.2f}x")
+        ("mlp dynamic int8 <= 1 point drop", q["drop"] <= 0.01, f"{q['drop'] * 100:.2f} points ({best})")
     )
-    out.append(("mlp dynamic int8 <= 1 point drop", q["drop"] <= 0.01, f"{q['drop'] * 100:.2f} points"))
     for m in ("cnn", "mlp"):
         o = rows[m]["onnx"]
         out.append(
@@ -149,11 +157,12 @@ def goals(results: dict[str, dict]) -> list[tuple[str, bool | None, str]]:
                 f"{p['speedup_b1']:.2f}x",
             )
         )
+        ft = rows[m].get("prune_structured+ft", p)
         out.append(
             (
-                f"{m} structured pruning within 1.5 points (NO fine-tune yet)",
-                p["drop"] <= 0.015,
-                f"{p['drop'] * 100:.2f}",
+                f"{m} structured pruning within 1.5 points after its fine-tune",
+                ft["drop"] <= 0.015,
+                f"{ft['drop'] * 100:.2f} points ({p['drop'] * 100:.2f} before it)",
             )
         )
     s = rows["cnn"]["static_int8"]
