@@ -51,7 +51,7 @@ class AdversarialBatches:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         k = round(self.share * len(x))
-        if k == 0 or self.epsilon == 0:
+        if k == 0:  # a share that rounds to no row of this (short, last) batch
             return x
         was = self.module.training
         self.module.eval()
