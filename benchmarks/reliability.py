@@ -88,11 +88,15 @@ def local_cluster(head_cpus: int, worker_cpus: list[int]) -> Iterator[tuple[Any,
     in its own temp dir), this process connected as the driver. Yields (cluster, worker
     nodes); stops only the nodes it started."""
     import ray
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     from raydl.runtime import quiet_ray_data
 
     temp_dir = tempfile.mkdtemp(prefix="raydl-rel-", dir="/tmp")
+    # Cluster() records the head's address in Ray's default temp dir (/tmp/ray) whatever
+    # temp_dir it is given, and fails on a machine where no Ray has run yet without it
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     head = NODE | {"num_cpus": head_cpus, "temp_dir": temp_dir, "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args=head)
     try:

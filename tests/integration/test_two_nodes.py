@@ -15,14 +15,16 @@ import pytest
 pytestmark = pytest.mark.integration
 
 CHILD = r"""
-import json, sys
+import json, os, sys
 import ray
+from ray._common.utils import get_default_ray_temp_dir
 from ray.cluster_utils import Cluster
 from raydl.data.prepare import prepare_data
 from raydl.runtime import quiet_ray_data
 from raydl.spec import validate_spec
 
 temp_dir = sys.argv[1]
+os.makedirs(get_default_ray_temp_dir(), exist_ok=True)  # Cluster() writes /tmp/ray/ray_current_cluster
 node = {"num_cpus": 1, "object_store_memory": 96 * 1024 * 1024}
 head = node | {"temp_dir": temp_dir, "include_dashboard": False}
 cluster = Cluster(initialize_head=True, head_node_args=head)
