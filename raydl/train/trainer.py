@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ from raydl.train.loop import train_loop_per_worker
 from raydl.train.tracking import Tracker
 
 RUN_NAME = "train"  # Ray Train's run folder inside the run directory's ray/
+
+#: How often Ray Train's controller polls its workers (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``,
+#: 2 s by default), unless the environment already says. Each poll takes at most one report
+#: from a worker, and a worker's ``ray.train.report`` waits for its previous report to be
+#: taken (a queue of one): an epoch shorter than the interval waits out the rest of it, and
+#: the run's end is seen up to one interval late. A digits job of 9 epochs of about 0.6 s
+#: took 92 s at 2 s and 64 s at 0.2 s (2026-12-06). A poll is one small actor call per
+#: worker. The driver's value reaches the controller (Ray Train propagates it).
+POLL_INTERVAL_S = "0.2"
 
 
 @dataclass
@@ -103,6 +113,7 @@ def torch_trainer(
 ) -> TorchTrainer:
     """The TorchTrainer that runs the training loop of ``spec`` (also each search trial)."""
     t = spec.train
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", POLL_INTERVAL_S)  # read by fit()
     gpus = ray.cluster_resources().get("GPU", 0)
     if t.use_gpu and gpus < t.workers:
         raise RaydlError(
