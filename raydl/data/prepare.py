@@ -263,7 +263,7 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         if n == 0:
             raise DataError(f"data.split: the {name} split is empty; use more data or a larger fraction")
     classes = counts["classes"]
-    warnings = _limit_warnings(spec, counts)
+    warnings = _limit_warnings(spec, counts, info)
     if classes is not None and len(classes) < 2:
         only = f"only {classes[0]!r}" if classes else "no values"
         hint = f"; {warnings[0]}" if warnings else ""
@@ -331,7 +331,7 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
     return PreparedData(datasets, preprocessor, report, spec, hashed, rule, fit)
 
 
-def _limit_warnings(spec: JobSpec, counts: dict[str, Any]) -> list[str]:
+def _limit_warnings(spec: JobSpec, counts: dict[str, Any], info: SourceInfo) -> list[str]:
     """What a user should hear when ``data.source.limit`` leaves a class with few rows,
     or (the first N rows) without a class the rest of the source holds."""
     src = spec.data.source
@@ -340,7 +340,10 @@ def _limit_warnings(spec: JobSpec, counts: dict[str, Any]) -> list[str]:
     total: Counter = Counter()
     for split in SPLITS:
         total.update(counts["class_counts"][split])
-    absent = sorted(set(_source_classes(spec)) - set(total)) if src.subset == "first" else []
+    absent = []
+    if src.subset == "first":  # a builtin knows its classes; a file is read again for them
+        whole = info.classes if info.classes is not None else _source_classes(spec)
+        absent = sorted(set(whole) - set(total))
     few = sorted((n, c) for c, n in total.items() if n < FEW_ROWS)
     if not few and not absent and len(total) > 1:
         return []

@@ -38,7 +38,9 @@ class SourceInfo:
     (images: the shape they decode to); ``image_column`` for image sources;
     ``row_id`` names the column that names each row (never a feature); ``columns`` are
     all the source's columns by its own names; ``subset`` is the limit when the rows are
-    to be a seeded random subset of that size (the cleaning takes it, seeded by the job)."""
+    to be a seeded random subset of that size (the cleaning takes it, seeded by the job);
+    ``classes`` the label values of the whole source, as strings, when a builtin's first
+    ``limit`` rows were kept (a file source's are not known without reading it again)."""
 
     label: str
     tensor_shape: tuple[int, ...] | None = None
@@ -47,6 +49,7 @@ class SourceInfo:
     row_id: str | None = None
     columns: list[str] = field(default_factory=list)
     subset: int | None = None
+    classes: list[str] | None = None
 
 
 SourceReader = Callable[[DataSpec], tuple[ray.data.Dataset, SourceInfo]]
@@ -197,7 +200,10 @@ def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
     columns, info = builtin.load(src)
     n = len(next(iter(columns.values())))
     columns.setdefault(ROW_ID, np.arange(n, dtype=np.int64))
+    classes = None
     if src.limit and src.subset == "first":
+        if builtin.task == "classification":  # what the limit may leave out (a warning)
+            classes = sorted({str(v) for v in np.unique(columns[info.label])})
         columns = {k: v[: src.limit] for k, v in columns.items()}
     return dataset_from_arrays(columns), SourceInfo(
         info.label,
@@ -206,6 +212,7 @@ def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         row_id=ROW_ID,
         columns=list(columns),
         subset=_subset(data),
+        classes=classes,
     )
 
 

@@ -287,6 +287,13 @@ def test_labels_that_are_gaps_and_limits_that_leave_few_classes(ray_cluster, tmp
         "1 class(es) with fewer than 10 rows: 'b' (5) (the first rows of a file sorted by label hold few "
         "classes: try data.source.subset: random)"
     )
+    # a builtin (iris: 50 rows per class, in class order) knows its classes without a
+    # second read of the source
+    iris = {"source": {"type": "builtin", "name": "iris", "limit": 60}, "label": "target", "cache": "never"}
+    builtin = prepare_data(validate_spec({"name": "i", "data": iris, "model": {"arch": "mlp"}}))
+    assert builtin.report["warnings"][0].startswith(
+        "data.source.limit: the first 60 rows hold 2 of the source's 3 classes (none of '2')"
+    )
     drawn = prepare_data(spec({"limit": 105, "subset": "random"}))
     assert (
         drawn.report["warnings"] == []
