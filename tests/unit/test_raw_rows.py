@@ -126,6 +126,16 @@ def mlp_predictor(pre: Preprocessor) -> Predictor:
     return Predictor(pre, TorchBackend(model, pre.task))
 
 
+def _same(a: dict, b: dict) -> bool:
+    """The same answer: labels and ranking exact, probabilities to float32 rounding."""
+    return (
+        a["label"] == b["label"]
+        and [t["label"] for t in a["top_k"]] == [t["label"] for t in b["top_k"]]
+        and a["probabilities"] == pytest.approx(b["probabilities"], rel=1e-6)
+        and a["probability"] == pytest.approx(b["probability"], rel=1e-6)
+    )
+
+
 def test_predict_answers_one_row_many_rows_and_collects_bad_ones():
     p = mlp_predictor(table())
     one = p.predict({"a": 1, "b": 0.5, "color": "red", "city": "x"})
@@ -143,9 +153,11 @@ def test_predict_answers_one_row_many_rows_and_collects_bad_ones():
 
     answers, errors = p.predict(rows_, errors="collect")
     assert [a is None for a in answers] == [False, True, True, True, False]
-    assert answers[0] == answers[4] == one  # one vectorised pass gives each row its own answer
+    # one vectorised pass gives each row its own answer (to float32 rounding: a batch of
+    # rows may take another matmul kernel than one row, and round its last bit otherwise)
+    assert _same(answers[0], one) and _same(answers[4], one)
     assert [(x.row, x.field) for x in errors] == [(1, "b"), (2, "colour"), (3, "city")]
-    assert p.predict(rows_[2:3], unknown="ignore")[0] == one
+    assert _same(p.predict(rows_[2:3], unknown="ignore")[0], one)
 
     for nothing in ([], pd.DataFrame()):
         with pytest.raises(RequestError, match="no rows given"):
