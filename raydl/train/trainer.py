@@ -34,9 +34,10 @@ RUN_NAME = "train"  # Ray Train's run folder inside the run directory's ray/
 #: 2 s by default), unless the environment already says. Each poll takes at most one report
 #: from a worker, and a worker's ``ray.train.report`` waits for its previous report to be
 #: taken (a queue of one): an epoch shorter than the interval waits out the rest of it, and
-#: the run's end is seen up to one interval late. A digits job of 9 epochs of about 0.6 s
-#: took 92 s at 2 s and 64 s at 0.2 s (2026-12-06). A poll is one small actor call per
-#: worker. The driver's value reaches the controller (Ray Train propagates it).
+#: the run's end is seen up to one interval late: the digits job (9 epochs of about 0.5 s)
+#: took 62.9 s at 2 s and 50.3 s at 0.2 s (benchmarks/report_poll.py, 2026-12-06). A poll is
+#: one small actor call per worker. The driver's value reaches the controller (Ray Train
+#: propagates it).
 POLL_INTERVAL_S = "0.2"
 
 
