@@ -1,6 +1,7 @@
 """The per-worker training loop: what each Ray Train worker runs, top to bottom.
 
-One epoch = every worker streams its shard of the train split (``iter_torch_batches``),
+One epoch = every worker passes over its shard of the train split (streamed with
+``iter_torch_batches``, or held as tensors when the split is cached: :mod:`raydl.train.batches`),
 steps its DDP-wrapped model, then evaluates its shard of val; sums are all-reduced so
 every worker sees the same global metrics, reports them (rank 0 with a checkpoint), and
 takes the same early-stopping decision.
@@ -26,6 +27,7 @@ from raydl.models import build_model
 from raydl.models.resize import resize
 from raydl.spec import EarlyStoppingSpec, JobSpec
 from raydl.train import accumulation, adversarial, distill, objectives, optim, transfer
+from raydl.train.batches import ShardBatches
 from raydl.train.control import bad_step_reason, stop_message
 from raydl.train.metrics import EpochMetrics
 from raydl.train.optim import OPTIMIZERS, SCHEDULERS, build_loss
@@ -81,12 +83,7 @@ def _run_epoch(
     loss_sum = hits = abs_err = sq_err = rows = scored = 0.0
     grad_norm_sum = steps = skipped = 0.0
     stop = None
-    batches = shard.iter_torch_batches(
-        batch_size=batch_size,
-        device=device,
-        local_shuffle_buffer_size=4 * batch_size if train else None,
-        local_shuffle_seed=shuffle_seed,
-    )
+    batches = shard.epoch(batch_size, device, train, shuffle_seed)  # shard: a ShardBatches
     waits = _Waits()  # time blocked on the data iterator: the step time data costs
     # train: windows of grad_accumulation micro-batches, one optimizer step each
     every = strategy.accumulate if train else 1
@@ -280,8 +277,10 @@ def train_loop_per_worker(config: dict[str, Any], session=None) -> None:
         session.restored(strategy, t)  # PBT: another trial's state, this trial's values
         resumed_from = state["epoch"]
 
-    train_shard = session.dataset("train")
-    val_shard = session.dataset("val")
+    # a cached split's piece is held as tensors after its first pass; others stream
+    held = config.get("held", ())
+    train_shard = ShardBatches(session.dataset("train"), hold="train" in held)
+    val_shard = ShardBatches(session.dataset("val"), hold="val" in held)
     common = dict(
         loss_fn=loss_fn,
         task=task,

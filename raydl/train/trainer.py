@@ -23,6 +23,7 @@ from raydl.errors import RaydlError
 from raydl.rundir import RunDir
 from raydl.spec import JobSpec
 from raydl.train import transfer
+from raydl.train.batches import held_splits
 from raydl.train.control import BadStepError
 from raydl.train.ingest import ingest_config
 from raydl.train.loop import train_loop_per_worker
@@ -94,6 +95,8 @@ def loop_config(
         "num_outputs": pre.num_outputs,
         "target_scale": pre.target_scale,
         "train_rows": prepared.report["split"]["rows"]["train"],
+        # the cached splits each worker holds as tensors after one read
+        "held": held_splits(prepared.datasets, spec.train.workers),
         "model_config": model_config(spec, prepared),
         # data.balance: class_weights — the loss weighs classes by them
         "class_weights": getattr(pre, "class_weights", None),
