@@ -68,11 +68,15 @@ def _secret_env(name: str, secret: str, key: str, *, optional: bool) -> k8s.V1En
 
 
 def _env(
-    wandb_secret: str | None, wandb_key: str, serve_token: tuple[str, str, str] | None = None
+    wandb_secret: str | None,
+    wandb_key: str,
+    serve_token: tuple[str, str, str] | None = None,
+    ray_env: dict[str, str] = serve_app.RAY_ENV,
 ) -> list[k8s.V1EnvVar]:
-    # Ray Serve's flags after the keys (raydl.serve.config.RAY_ENV: read where Ray starts, so
-    # on the container; inert without Serve), on every Ray pod as the Helm chart puts them
-    env = [k8s.V1EnvVar(name=k, value=v) for k, v in serve_app.RAY_ENV.items()]
+    # Ray Serve's flags after the keys (raydl.serve.config.RAY_ENV, the RayService's
+    # SERVICE_RAY_ENV: read where Ray starts, so on the container; inert without Serve), on
+    # every Ray pod as the Helm chart puts them
+    env = [k8s.V1EnvVar(name=k, value=v) for k, v in ray_env.items()]
     if serve_token:  # serve.auth: the replicas read the bearer token from it; never optional
         variable, secret, key = serve_token
         env.insert(0, _secret_env(variable, secret, key, optional=False))
@@ -95,6 +99,7 @@ def pod_template(
     wandb_secret: str | None = None,
     wandb_key: str = "api-key",
     serve_token: tuple[str, str, str] | None = None,
+    ray_env: dict[str, str] = serve_app.RAY_ENV,
     service_account: str | None = None,
 ) -> dict[str, Any]:
     """A Ray pod: one container, non-root, requests == limits, GPU toleration when it has GPUs.
@@ -127,7 +132,7 @@ def pod_template(
                     security_context=_security_context(),
                     ports=[k8s.V1ContainerPort(name=n, container_port=p) for n, p in ports] or None,
                     volume_mounts=mounts or None,
-                    env=_env(wandb_secret, wandb_key, serve_token) or None,
+                    env=_env(wandb_secret, wandb_key, serve_token, ray_env) or None,
                 )
             ],
         )
@@ -193,16 +198,19 @@ def default_worker_groups(spec: JobSpec) -> list[WorkerGroupSpec]:
 
 
 def cluster_spec(
-    spec: JobSpec, *, name: str, spec_config_map: str | None, serve_token: bool = False
+    spec: JobSpec, *, name: str, spec_config_map: str | None, service: bool = False
 ) -> dict[str, Any]:
-    """A RayCluster spec (head + worker groups, in-tree autoscaling) for ``spec``; with
-    ``serve_token`` (the RayService's cluster), ``serve.auth``'s token from its Secret."""
+    """A RayCluster spec (head + worker groups, in-tree autoscaling) for ``spec``; for the
+    RayService's cluster (``service``), ``serve.auth``'s token from its Secret and Serve's
+    HAProxy ingress (``SERVICE_RAY_ENV``)."""
     image = spec.cluster.image
     pod: dict[str, Any] = {"spec_config_map": spec_config_map}
+    if service:
+        pod["ray_env"] = serve_app.SERVICE_RAY_ENV
     if spec.cluster.wandb_secret:
         pod["wandb_secret"] = spec.cluster.wandb_secret
     auth = spec.serve.auth if spec.serve is not None else None
-    if serve_token and auth is not None and auth.token_env and auth.secret:
+    if service and auth is not None and auth.token_env and auth.secret:
         pod["serve_token"] = (auth.token_env, auth.secret, auth.secret_key)
     return {
         "rayVersion": ray_version(image),
@@ -332,7 +340,7 @@ def render_service(spec: JobSpec, meta: dict[str, Any], config_map: str) -> dict
         "spec": {
             "serveConfigV2": yaml.safe_dump(serve_config(spec), sort_keys=False),
             "rayClusterConfig": cluster_spec(
-                spec, name=meta["name"], spec_config_map=config_map, serve_token=True
+                spec, name=meta["name"], spec_config_map=config_map, service=True
             ),
         },
     }

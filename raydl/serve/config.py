@@ -19,11 +19,21 @@ IMPORT_PATH = "raydl.serve.app:build_app"
 #: the replica's (and proxy's) one event loop, instead of a loop of their own each: raydl's
 #: routes are ``async`` and run the model in a thread, so nothing blocks that loop; the proxy,
 #: queue limits, timeouts, logs and metrics stay Serve's usual ones. What it is worth, and
-#: why not ``RAY_SERVE_THROUGHPUT_OPTIMIZED`` or HAProxy: benchmarks/README.md (serve_load.py).
+#: why not ``RAY_SERVE_THROUGHPUT_OPTIMIZED``: benchmarks/README.md (serve_load.py).
 RAY_ENV: dict[str, str] = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
 }
+#: The RayService's Ray containers add HAProxy ingress: an HAProxy process on each node's
+#: HTTP port forwards straight to the replicas' own HTTP servers, instead of Serve's Python
+#: proxy actor (on 2 cores: Serve's added p50 2.9 ms instead of 12.3 ms, and batched
+#: req/s 0.78x plain uvicorn's instead of 0.24x; benchmarks/README.md, serve_load.py).
+#: Safe there: a pod's interfaces, ports (HAProxy's stats on 8404, Prometheus on 9101) and
+#: ``/tmp/haproxy-serve`` are its own; it answers KubeRay's ``/-/healthz`` and
+#: ``/-/routes``; and raydl's 503 (a full queue, from the replica), 504 (the app's timeout),
+#: 4xx and answers are the same under it (tests/e2e/test_serve.py, HAProxy). ``raydl serve``
+#: on a laptop keeps Serve's proxy: HAProxy's frontends bind every interface on fixed ports.
+SERVICE_RAY_ENV: dict[str, str] = {**RAY_ENV, "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 DEPLOYMENT = "Model"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 

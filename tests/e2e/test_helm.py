@@ -230,13 +230,14 @@ def test_the_chart_serves_raydls_application(helm):
     assert spec.batching.max_batch_size == 16 and spec.threshold == 0.6 and spec.route_prefix == "/digits"
     assert app["args"].keys() == build_args(spec, values["runDir"]).keys()
     assert app["args"]["run_dir"] == values["runDir"]
-    # Serve's flags on every Ray container, as `raydl k8s render` puts them (raydl.serve.config)
-    from raydl.serve.config import RAY_ENV
+    # Serve's flags and its HAProxy ingress on every Ray container of the service, as
+    # `raydl k8s render` puts them (raydl.serve.config.SERVICE_RAY_ENV)
+    from raydl.serve.config import SERVICE_RAY_ENV
 
     cluster = service["spec"]["rayClusterConfig"]
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
-        assert RAY_ENV.items() <= env.items(), env
+        assert SERVICE_RAY_ENV.items() <= env.items(), env
     assert spec.auth.token_env is None  # no serve.auth.secretName: no token asked for
 
 

@@ -111,19 +111,25 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
     (app,) = yaml.safe_load(objects["RayService"]["spec"]["serveConfigV2"])["applications"]
     assert app["route_prefix"] == "/digits" and app["import_path"] == "raydl.serve.app:build_app"
     assert app["deployments"][0]["autoscaling_config"]["max_replicas"] == 3
-    # the service's cluster is the job's, plus the serve endpoint's token (serve.auth)
-    assert _without_env(objects["RayService"]["spec"]["rayClusterConfig"], "RAYDL_SERVE_TOKEN") == cluster
-    # Serve's flags (read where Ray starts) are on the service's head and every worker container
-    from raydl.serve.config import RAY_ENV
-
+    # the service's cluster is the job's, plus the serve endpoint's token (serve.auth) and
+    # Serve's HAProxy ingress
     service = objects["RayService"]["spec"]["rayClusterConfig"]
+    assert _without_env(service, "RAYDL_SERVE_TOKEN", "RAY_SERVE_ENABLE_HA_PROXY") == cluster
+    # Serve's flags (read where Ray starts) are on the service's head and every worker
+    # container; the job's cluster has no HAProxy (it serves nothing)
+    from raydl.serve.config import RAY_ENV, SERVICE_RAY_ENV
+
     pods = [service["headGroupSpec"], *service["workerGroupSpecs"]]
     for pod in pods:
         env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0]["env"]}
-        assert RAY_ENV.items() <= env.items(), env
-    assert RAY_ENV == {
+        assert SERVICE_RAY_ENV.items() <= env.items(), env
+    for pod in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0]["env"]}
+        assert RAY_ENV.items() <= env.items() and "RAY_SERVE_ENABLE_HA_PROXY" not in env, env
+    assert SERVICE_RAY_ENV == {
         "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
         "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
     }
     # serve.auth: the token comes from the Secret on the service's pods, and is written nowhere
     assert app["args"]["serve"]["auth"] == {
@@ -140,11 +146,11 @@ def test_gpu_groups_serve_and_overrides(tmp_path):
     assert "RAYDL_SERVE_TOKEN" not in yaml.safe_dump(objects["RayJob"])  # training has no use for it
 
 
-def _without_env(cluster: dict, name: str) -> dict:
+def _without_env(cluster: dict, *names: str) -> dict:
     cluster = copy.deepcopy(cluster)
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         container = group["template"]["spec"]["containers"][0]
-        container["env"] = [e for e in container["env"] if e["name"] != name]
+        container["env"] = [e for e in container["env"] if e["name"] not in names]
     return cluster
 
 

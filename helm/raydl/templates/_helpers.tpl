@@ -60,7 +60,8 @@ requests:
 
 {{/* Ray Serve's flags on every Ray container, as raydl.serve.config.RAY_ENV (read where Ray
 starts; inert without Serve); see benchmarks/README.md, serve_load.py. The serve endpoint's
-token (serve.auth) only where the RayService passes .serveToken, as kuberay.py's _env. */}}
+token (serve.auth) only where the RayService passes .serveToken, and Serve's HAProxy ingress
+where it passes .serveIngress (raydl.serve.config.SERVICE_RAY_ENV), as kuberay.py's _env. */}}
 {{- define "raydl.env" -}}
 env:
 {{- if .Values.wandb.secretName }}
@@ -83,6 +84,10 @@ env:
   value: "0"
 - name: RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP
   value: "0"
+{{- if .serveIngress }}
+- name: RAY_SERVE_ENABLE_HA_PROXY
+  value: "1"
+{{- end }}
 {{- end -}}
 
 {{/* The job spec's ConfigMap, mounted at /home/ray/raydl on Ray pods when a job is enabled. */}}
