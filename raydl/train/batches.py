@@ -6,11 +6,11 @@ store, whose piece is small enough (:data:`HOLD_BYTES`), is read once, in order,
 tensors the worker holds (:class:`ShardBatches`); each train pass then visits them in a
 seeded permutation of the whole piece, and a val pass in order.
 
-Why: on 2 cores, streaming a cached split again every epoch cost the loop a tenth of its
-throughput against plain ``torchrun`` (0.88x on 30,000 Fashion-MNIST rows, 2026-12-07):
-Ray Data's iterator threads (Arrow to tensors, collation, the shuffle buffer's
-concatenations) took about 8 % of each worker's CPU and held the GIL against its training
-thread, for rows that never change. A held piece costs one index gather per batch, as
+Why: on 2 cores, streaming a cached split again every epoch held the loop at 0.85-0.92x
+plain ``torchrun``'s throughput (30,000 Fashion-MNIST rows, 2026-12-06/07; 0.98-1.06x
+held): Ray Data's iterator threads (Arrow to tensors, collation, the shuffle buffer's
+concatenations) took about 8 % of each worker's CPU samples, beside its training thread,
+for rows that never change. A held piece costs one index gather per batch, as
 ``torchrun``'s in-memory loop does, and a full permutation shuffles better than a buffer of
 four batches. Which rows a worker holds is the cut :class:`raydl.train.ingest.SplitIngest`
 made, so a restarted worker holds the same rows and, for the same seed, visits them in the
