@@ -308,6 +308,10 @@ class ModelReplica:
             )
         # a field that is not there at all: named here (preprocessing only sees gaps)
         problems = protocol.missing_fields(rows, self.predictor.input_schema)
+        # images as bytes before the Predictor sees them: it would read a path as a file
+        bad_images = protocol.decode_images(rows, self.predictor.input_schema)
+        if bad_images:
+            raise BadRequest.from_request_error(RequestError(problems + bad_images))
         try:
             prepared = self.predictor.preprocess(rows)
         except RequestError as e:

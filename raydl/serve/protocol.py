@@ -8,6 +8,8 @@ problem, so that nothing a client sends reaches the model unchecked.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from typing import Any
@@ -200,6 +202,31 @@ def predict_rows(payload: Any) -> tuple[list[dict[str, Any]], bool]:
     if bad:
         raise BadRequest(422, "; ".join(str(p) for p in bad), bad)
     return instances, False
+
+
+def decode_images(rows: list[dict[str, Any]], input_schema: dict[str, Any]) -> list[RowProblem]:
+    """A request's image fields, base64 text or a ``data:`` URI, as their bytes (in place);
+    a problem per value that is neither.
+
+    The Predictor also takes a file path for an image (``raydl predict`` on local files); a
+    server must not: it would open whatever path a client names, and answer whether the
+    file exists. Decoded here, the Predictor only sees bytes."""
+    names = [f["name"] for f in input_schema["fields"] if f["kind"] == "image"]
+    problems = []
+    for i, row in enumerate(rows):
+        for name in names:
+            value = row.get(name)
+            if not isinstance(value, str):
+                continue  # absent (named by missing_fields) or not text (the Predictor says why)
+            text = value.strip()
+            if text.startswith("data:"):
+                text = text.partition(",")[2]
+            try:
+                row[name] = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                reason = "expected base64 PNG/JPEG data or a data: URI (a server reads no files)"
+                problems.append(RowProblem(i, name, value, reason))
+    return problems
 
 
 def missing_fields(rows: list[dict[str, Any]], input_schema: dict[str, Any]) -> list[RowProblem]:
