@@ -6,6 +6,7 @@ import pytest
 
 import raydl
 from raydl.spec import load_spec
+from tests.integration.test_predict import table_frame, table_spec
 from tests.integration.test_sources import digit_folder, spec_for
 
 
@@ -51,3 +52,12 @@ def bbc_run(ray_cluster, tmp_path_factory, repo_root):
         ],
     )
     return raydl.run(spec, runs_root=tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def table_run(ray_cluster, tmp_path_factory):
+    """A CSV with gaps, categories and outliers (test_predict.table_frame), trained one
+    epoch: its run directory and the CSV. (test_predict, test_serve_kinds)"""
+    path = tmp_path_factory.mktemp("table") / "animals.csv"
+    table_frame().to_csv(path, index=False)
+    return raydl.run(table_spec(path), runs_root=tmp_path_factory.mktemp("runs")).run_dir, path

@@ -90,13 +90,6 @@ def runs(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="module")
-def table_run(ray_cluster, tmp_path_factory, runs):
-    path = tmp_path_factory.mktemp("table") / "animals.csv"
-    table_frame().to_csv(path, index=False)
-    return raydl.run(table_spec(path), runs_root=runs).run_dir, path
-
-
 def test_table_rows_from_the_csv_reproduce_the_run(table_run):
     run_dir, path = table_run
     report = json.loads((run_dir / "data_report.json").read_text())
