@@ -345,15 +345,17 @@ def serve_run(
     # before Ray (and Serve's constants here) load: Ray's processes read them (serve/config.py)
     for name, value in RAY_ENV.items():
         os.environ.setdefault(name, value)
+    from raydl.env import ray_address
     from raydl.runtime import connect
     from raydl.serve.launch import start, wait_forever
 
+    joined = bool(job.cluster.address or ray_address())  # else an embedded Ray, started here
     with _interruptible(), connect(job, verbose):
         url = start(where, spec, name=job.name, host=host, port=port)
         console.print(
             f"[green]serving[/] {job.name} ({local.name}) at {url}  (Ctrl-C stops)", highlight=False
         )
-        wait_forever()
+        wait_forever(joined)
 
 
 Address = Annotated[

@@ -21,10 +21,14 @@ def start(run_dir: str, spec: ServeSpec, *, name: str, host: str, port: int, job
     return f"http://{shown}:{port}{spec.route_prefix.rstrip('/')}"
 
 
-def wait_forever() -> None:
-    """Until Ctrl-C; then Serve is shut down (the caller shuts Ray down)."""
+def wait_forever(joined: bool) -> None:
+    """Until Ctrl-C. On a cluster that was joined (``joined``), Serve is then shut down, so
+    the application leaves it. On an embedded Ray it is not: the caller's ``ray.shutdown()``
+    ends Serve with the rest of that Ray at once, where Serve's own graceful shutdown waits up
+    to 30 s on its controller (in CI a Ctrl-C once took more than 60 s to exit)."""
     try:
         while True:
             time.sleep(1)
     finally:
-        serve.shutdown()
+        if joined:
+            serve.shutdown()
