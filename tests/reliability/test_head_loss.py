@@ -21,7 +21,9 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
-EPOCHS = 5
+# digits epochs take about 0.2 s since a worker holds its cached split (raydl/train/batches.py):
+# enough of them that the head dies mid-run, whatever the workers finish before they notice
+EPOCHS = 40
 
 
 def _free_port() -> int:
@@ -97,6 +99,9 @@ def test_head_killed_mid_training_then_resume_continues_from_the_last_checkpoint
     assert line.endswith(f"raydl run --resume {run_dir}")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["stage"] == "train"
+    # the epochs that reached the run directory (the workers may finish some after the kill)
+    reached = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    assert reached < EPOCHS, "the run finished its epochs before the head was lost"
 
     # a new Ray (embedded: RAY_ADDRESS unset), the same run directory
     done = subprocess.run(
@@ -112,7 +117,7 @@ def test_head_killed_mid_training_then_resume_continues_from_the_last_checkpoint
     resumed = [r for r in rows if "resumed_from_epoch" in r]
     start = resumed[0]["resumed_from_epoch"]
     # from the last checkpoint that reached storage: at most the epoch in flight is repeated
-    assert seen - 1 <= start <= seen + 1 and start >= 1, (seen, start)
+    assert max(seen - 1, 1) <= start <= reached + 1, (seen, reached, start)
     assert [r["epoch"] for r in resumed] == list(range(start + 1, EPOCHS + 1))
     assert json.loads((run_dir / "metrics.json").read_text())["accuracy"] >= 0.9
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "succeeded"
