@@ -6,7 +6,8 @@ the metrics endpoint carries raydl's counters; `raydl serve` starts, prints its 
 stops on Ctrl-C; `--config` writes a file Serve's own schema accepts; a bearer token guards
 every route but the probes (and never shows in logs or configs); fuzzing from the app's own
 OpenAPI document finds no 5xx; a replica killed under load is replaced, and clients that
-retry lose nothing (last in the module: it kills the session app's replica)."""
+retry lose nothing (after the session app's other tests: it kills its replica); and under
+HAProxy ingress, the RayService's mode, on a Ray of its own: 503, 504, 400 and the probes."""
 
 import asyncio
 import json
@@ -321,122 +322,6 @@ def test_a_prediction_past_the_request_timeout_answers_504(hasty):
     assert get(hasty + "/healthz") == (200, {"status": "ok"})
 
 
-# The RayService's pods run Serve's HAProxy ingress (raydl.serve.config.SERVICE_RAY_ENV). Serve
-# reads it where Ray starts, so it gets a Ray of its own: this child process, on the session
-# run's model, with HAProxy's files and stats/metrics ports in places of its own.
-HAPROXY_CHILD = r"""
-import asyncio, glob, json, os, sys, time, urllib.error, urllib.request
-import aiohttp, ray, sklearn.datasets
-from ray import serve
-from raydl.serve.app import application
-from raydl.spec.serve import ServeSpec
-
-run_dir, port = sys.argv[1], int(sys.argv[2])
-images = sklearn.datasets.load_digits().images
-ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-serve.start(http_options={"host": "127.0.0.1", "port": port})
-tight = ServeSpec(num_cpus=0, batching={"enabled": False}, max_ongoing_requests=1, max_queued_requests=1)
-hasty = ServeSpec(num_cpus=0, batching={"enabled": False}, request_timeout_s=1e-6)
-serve.run(application(run_dir, tight), name="tight", route_prefix="/tight")
-serve.run(application(run_dir, hasty), name="hasty", route_prefix="/hasty")
-url = f"http://127.0.0.1:{port}"
-
-def call(path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-rows = {"instances": [{"x": images[i].tolist()} for i in range(400)]}
-
-async def fire():
-    async with aiohttp.ClientSession() as s:
-        async def one():
-            start = time.perf_counter()
-            async with s.post(url + "/tight/predict", json=rows) as r:
-                await r.read()
-                return r.status, time.perf_counter() - start, r.headers.get("Retry-After")
-        return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(60))), 120)
-
-out = {"overload": asyncio.run(fire())}
-out["after"] = call("/tight/predict", {"x": images[1].tolist()})
-out["bad"] = call("/tight/predict", {"instances": []})
-out["hasty"] = call("/hasty/predict", {"x": images[3].tolist()})
-out["probes"] = {p: call(p) for p in ("/-/healthz", "/-/routes", "/tight/healthz")}
-# the HAProxy process serving this Ray, on its config (in a folder per node under the scratch's)
-scratch = os.environ["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"]
-def cmdline(p):
-    try:
-        return open(p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:  # ended meanwhile
-        return ""
-
-cmds = [cmdline(p) for p in glob.glob("/proc/[0-9]*/cmdline")]
-out["haproxy"] = [c for c in cmds if "bin/haproxy" in c and f"-f {scratch}/" in c]
-print("RESULT " + json.dumps(out), flush=True)
-ray.shutdown()  # HAProxy goes with Ray's processes; serve.shutdown() first waits 30 s for it to drain
-"""
-
-
-def _read(cmdline: Path) -> str:
-    try:
-        return cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:  # the process ended meanwhile
-        return ""
-
-
-def test_under_haproxy_ingress_overload_is_503_a_timeout_504_and_kuberays_probes_answer(served):
-    from raydl.serve.config import SERVICE_RAY_ENV
-
-    scratch = tempfile.mkdtemp(prefix="hap-", dir="/tmp")  # HAProxy: socket paths under 98 chars
-    env = {
-        **os.environ,
-        **SERVICE_RAY_ENV,
-        "RAY_ADDRESS": "",
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{scratch}/haproxy.cfg",
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{scratch}/admin.sock",
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": scratch,
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{scratch}/server-state",
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": f"{scratch}/metrics.sock",
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-    }
-    try:
-        child = subprocess.run(
-            [sys.executable, "-c", HAPROXY_CHILD, str(served["run_dir"]), str(free_port())],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        # nothing is left running on the child's HAProxy config
-        left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if scratch in _read(p)]
-        assert not left, [_read(p) for p in left]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert child.returncode == 0 and lines, child.stderr[-3000:]
-    out = json.loads(lines[0][len("RESULT ") :])
-    # a full queue: fast 503s with Retry-After, from the replica (HAProxy has no queue of Serve's)
-    statuses = [s for s, _, _ in out["overload"]]
-    assert set(statuses) <= {200, 503} and statuses.count(503) > 30 and 200 in statuses, statuses
-    assert all(after == "1" for s, _, after in out["overload"] if s == 503)
-    assert max(seconds for s, seconds, _ in out["overload"] if s == 503) < 30
-    assert out["after"][0] == 200 and len(json.loads(out["after"][1])["predictions"]) == 1
-    status, body = out["bad"]
-    assert status == 400 and "empty" in json.loads(body)["error"], out["bad"]
-    status, body = out["hasty"]  # the app's own timeout, not HAProxy's or the replica's 408
-    assert status == 504 and "longer than request_timeout_s" in json.loads(body)["error"], out["hasty"]
-    assert out["haproxy"], "no HAProxy process ran on the child's config"
-    probes = out["probes"]  # KubeRay's readiness probe and Serve's routes, answered by HAProxy
-    assert probes["/-/healthz"][0] == 200
-    assert json.loads(probes["/-/routes"][1]) == {"/tight": "tight", "/hasty": "hasty"}
-    assert probes["/tight/healthz"][0] == 200 and json.loads(probes["/tight/healthz"][1]) == {"status": "ok"}
-
-
 def test_a_bearer_token_guards_every_route_but_the_probes(hasty):
     """401 + WWW-Authenticate without the token or with a wrong one (the server stays up),
     the probes open, the right token gets through (to the route's own 504); the token is in
@@ -562,22 +447,30 @@ def test_config_file_is_one_serve_deploy_accepts(served, tmp_path):
     assert dep.max_ongoing_requests >= ServeSpec().batching.max_batch_size
 
 
-def test_raydl_serve_prints_its_url_and_stops_on_ctrl_c(served):
+def test_raydl_serve_prints_its_url_and_stops_on_ctrl_c(served, tmp_path):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "raydl.cli", "serve", str(served["run_dir"]), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RAY_ADDRESS": ""},
-    )
+    # stderr to a file: a pipe nobody reads fills (64 KB of Ray's and Serve's logs) and
+    # blocks the server mid-exit; the file says what it was doing
+    err = tmp_path / "serve.err"
+    with err.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raydl.cli", "serve", str(served["run_dir"]), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+            env={**os.environ, "RAY_ADDRESS": ""},
+        )
     try:
         line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in line, (line, proc.poll())
+        assert f"http://127.0.0.1:{port}" in line, (line, proc.poll(), err.read_text()[-3000:])
         status, body = post(f"http://127.0.0.1:{port}/predict", {"x": IMAGES[7].tolist()})
         assert status == 200 and len(body["predictions"]) == 1
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 130, err.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -728,3 +621,120 @@ def test_a_killed_replica_is_replaced_and_retrying_clients_lose_nothing(served):
     status, answer = post(served["url"] + "/predict", {"x": IMAGES[11].tolist()})
     assert status == 200, answer
     same(answer["predictions"], expected(served, [{"x": IMAGES[11]}]))
+
+
+# The RayService's pods run Serve's HAProxy ingress (raydl.serve.config.SERVICE_RAY_ENV). Serve
+# reads it where Ray starts, so it gets a Ray of its own (last in the module, after the session
+# app's own tests and `raydl serve`'s): this child process, on the session
+# run's model, with HAProxy's files and stats/metrics ports in places of its own.
+HAPROXY_CHILD = r"""
+import asyncio, glob, json, os, sys, time, urllib.error, urllib.request
+import aiohttp, ray, sklearn.datasets
+from ray import serve
+from raydl.serve.app import application
+from raydl.spec.serve import ServeSpec
+
+run_dir, port = sys.argv[1], int(sys.argv[2])
+images = sklearn.datasets.load_digits().images
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+serve.start(http_options={"host": "127.0.0.1", "port": port})
+tight = ServeSpec(num_cpus=0, batching={"enabled": False}, max_ongoing_requests=1, max_queued_requests=1)
+hasty = ServeSpec(num_cpus=0, batching={"enabled": False}, request_timeout_s=1e-6)
+serve.run(application(run_dir, tight), name="tight", route_prefix="/tight")
+serve.run(application(run_dir, hasty), name="hasty", route_prefix="/hasty")
+url = f"http://127.0.0.1:{port}"
+
+def call(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+rows = {"instances": [{"x": images[i].tolist()} for i in range(400)]}
+
+async def fire():
+    async with aiohttp.ClientSession() as s:
+        async def one():
+            start = time.perf_counter()
+            async with s.post(url + "/tight/predict", json=rows) as r:
+                await r.read()
+                return r.status, time.perf_counter() - start, r.headers.get("Retry-After")
+        return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(60))), 120)
+
+out = {"overload": asyncio.run(fire())}
+out["after"] = call("/tight/predict", {"x": images[1].tolist()})
+out["bad"] = call("/tight/predict", {"instances": []})
+out["hasty"] = call("/hasty/predict", {"x": images[3].tolist()})
+out["probes"] = {p: call(p) for p in ("/-/healthz", "/-/routes", "/tight/healthz")}
+# the HAProxy process serving this Ray, on its config (in a folder per node under the scratch's)
+scratch = os.environ["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"]
+def cmdline(p):
+    try:
+        return open(p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # ended meanwhile
+        return ""
+
+cmds = [cmdline(p) for p in glob.glob("/proc/[0-9]*/cmdline")]
+out["haproxy"] = [c for c in cmds if "bin/haproxy" in c and f"-f {scratch}/" in c]
+print("RESULT " + json.dumps(out), flush=True)
+ray.shutdown()  # HAProxy goes with Ray's processes; serve.shutdown() first waits 30 s for it to drain
+"""
+
+
+def _read(cmdline: Path) -> str:
+    try:
+        return cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
+def test_under_haproxy_ingress_overload_is_503_a_timeout_504_and_kuberays_probes_answer(served):
+    from raydl.serve.config import SERVICE_RAY_ENV
+
+    scratch = tempfile.mkdtemp(prefix="hap-", dir="/tmp")  # HAProxy: socket paths under 98 chars
+    env = {
+        **os.environ,
+        **SERVICE_RAY_ENV,
+        "RAY_ADDRESS": "",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{scratch}/haproxy.cfg",
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{scratch}/admin.sock",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": scratch,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{scratch}/server-state",
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": f"{scratch}/metrics.sock",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+    }
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", HAPROXY_CHILD, str(served["run_dir"]), str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        # nothing is left running on the child's HAProxy config
+        left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if scratch in _read(p)]
+        assert not left, [_read(p) for p in left]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert child.returncode == 0 and lines, child.stderr[-3000:]
+    out = json.loads(lines[0][len("RESULT ") :])
+    # a full queue: fast 503s with Retry-After, from the replica (HAProxy has no queue of Serve's)
+    statuses = [s for s, _, _ in out["overload"]]
+    assert set(statuses) <= {200, 503} and statuses.count(503) > 30 and 200 in statuses, statuses
+    assert all(after == "1" for s, _, after in out["overload"] if s == 503)
+    assert max(seconds for s, seconds, _ in out["overload"] if s == 503) < 30
+    assert out["after"][0] == 200 and len(json.loads(out["after"][1])["predictions"]) == 1
+    status, body = out["bad"]
+    assert status == 400 and "empty" in json.loads(body)["error"], out["bad"]
+    status, body = out["hasty"]  # the app's own timeout, not HAProxy's or the replica's 408
+    assert status == 504 and "longer than request_timeout_s" in json.loads(body)["error"], out["hasty"]
+    assert out["haproxy"], "no HAProxy process ran on the child's config"
+    probes = out["probes"]  # KubeRay's readiness probe and Serve's routes, answered by HAProxy
+    assert probes["/-/healthz"][0] == 200
+    assert json.loads(probes["/-/routes"][1]) == {"/tight": "tight", "/hasty": "hasty"}
+    assert probes["/tight/healthz"][0] == 200 and json.loads(probes["/tight/healthz"][1]) == {"status": "ok"}
