@@ -30,13 +30,13 @@ from ray.data.dataset import MaterializedDataset
 HOLD_BYTES = 1 << 30
 
 
-def held_splits(datasets: dict[str, ray.data.Dataset], workers: int) -> list[str]:
-    """The cached (materialized) splits whose piece per worker fits :data:`HOLD_BYTES`."""
+def held_splits(datasets: dict[str, ray.data.Dataset], workers: int, limit: int = HOLD_BYTES) -> list[str]:
+    """The cached (materialized) splits whose piece per worker fits ``limit`` bytes."""
     return [
         name
         for name in ("train", "val")
         if isinstance(ds := datasets.get(name), MaterializedDataset)
-        and ds.size_bytes() / max(workers, 1) <= HOLD_BYTES
+        and ds.size_bytes() / max(workers, 1) <= limit
     ]
 
 

@@ -43,8 +43,8 @@ def test_a_held_piece_is_read_once_and_each_epoch_visits_its_rows_once_in_a_seed
     )  # a last short batch
 
 
-def test_a_piece_over_the_hold_limit_streams(ray_cluster, monkeypatch):
+def test_a_piece_over_the_hold_limit_streams(ray_cluster):
     ds, _ = _pieces(40)
-    monkeypatch.setattr("raydl.train.batches.HOLD_BYTES", ds.size_bytes() // 4)
-    assert held_splits({"train": ds}, workers=2) == []
-    assert held_splits({"train": ds}, workers=8) == ["train"]  # an eighth each fits
+    limit = ds.size_bytes() // 4
+    assert held_splits({"train": ds}, workers=2, limit=limit) == []  # half each: over the limit
+    assert held_splits({"train": ds}, workers=8, limit=limit) == ["train"]  # an eighth each fits
