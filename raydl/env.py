@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 
 def ray_address() -> str | None:
@@ -24,6 +26,22 @@ def python_path_with_cwd() -> str:
     """``PYTHONPATH`` with the working directory first (for Ray workers on this machine)."""
     parts = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return os.pathsep.join(dict.fromkeys(parts))
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """These variables set in this process's environment inside the block (for the
+    processes started there), as they were afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def serve_token(name: str) -> str | None:

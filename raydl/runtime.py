@@ -121,18 +121,23 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
                     "running? Leave it unset to run on an embedded local Ray"
                 ) from e
         else:
-            ray.init(
-                # a new local Ray even when a `ray start` cluster runs on this machine (with
-                # no address, ray.init would join it, and refuse num_cpus)
-                address="local",
-                num_cpus=spec.cluster.num_cpus or default_num_cpus(),
-                object_store_memory=env.object_store_bytes(),
-                include_dashboard=False,
-                # workers import user code (`model.arch: mymodels:build`) from where
-                # the user runs raydl, as the driver does
-                runtime_env={"env_vars": {"PYTHONPATH": env.python_path_with_cwd()}},
-                **kwargs,
-            )
+            # Workers import user code (`model.arch: mymodels:build`) from where the user
+            # runs raydl, as the driver does. The embedded Ray's processes inherit this
+            # process's environment, so PYTHONPATH is set for the moment Ray starts, not
+            # as the job's runtime_env: workers with a runtime_env of their own cannot be
+            # the raylet's prestarted ones: the first tasks waited 1.2 s more for new ones,
+            # and a cold data stage on 30,000 Fashion-MNIST rows took 8.2 s, not 5.8 s
+            # (benchmarks/README.md, "The data stage's cold start").
+            with env.environ(PYTHONPATH=env.python_path_with_cwd()):
+                ray.init(
+                    # a new local Ray even when a `ray start` cluster runs on this machine
+                    # (with no address, ray.init would join it, and refuse num_cpus)
+                    address="local",
+                    num_cpus=spec.cluster.num_cpus or default_num_cpus(),
+                    object_store_memory=env.object_store_bytes(),
+                    include_dashboard=False,
+                    **kwargs,
+                )
         started = True
     quiet_ray_data()
     try:
