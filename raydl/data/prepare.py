@@ -144,10 +144,17 @@ def _ordered(spec: JobSpec) -> Iterator[None]:
         options.preserve_order = before
 
 
-def _cache_train(spec: JobSpec, train: ray.data.Dataset) -> MaterializedDataset:
+def _cache_train(
+    spec: JobSpec, train: ray.data.Dataset, rows: int | None = None, like: ray.data.Dataset | None = None
+) -> MaterializedDataset:
     """A train split kept in the object store; deterministic: in equal blocks, so the
-    workers get the same batches on every run."""
-    return even_blocks(train) if spec.train.deterministic else train.materialize()
+    workers get the same batches on every run. With its row count and a split
+    preprocessed alike (``like``, the cached val split), the blocks are cut in the pass
+    that computes them (:func:`even_blocks`)."""
+    if not spec.train.deterministic:
+        return train.materialize()
+    row_bytes = like.size_bytes() / like.count() if like is not None and like.count() else None
+    return even_blocks(train, rows, row_bytes)
 
 
 def prepare_data(spec: JobSpec, preprocessor: Preprocessor | None = None) -> PreparedData:
@@ -300,9 +307,13 @@ def _prepare(spec: JobSpec, preprocessor: Preprocessor | None) -> PreparedData:
         category_counts = {
             c: seen[c].describe_counts(preprocessor.categories.get(c, [])) for c in categorical
         }
-    for name in cached:
-        ds = datasets[name]
-        datasets[name] = _cache_train(spec, ds) if name == "train" else ds.materialize()
+    if "val" in cached:
+        datasets["val"] = datasets["val"].materialize()
+    if "train" in cached:
+        after = balanced["after"]
+        n_train = sum(after.values()) if after else counts["rows"]["train"]
+        like = datasets["val"] if "val" in cached else None
+        datasets["train"] = _cache_train(spec, datasets["train"], n_train, like)
     feature_columns = (cols.numeric + cols.categorical) or None
     report = {
         "source": data.source.model_dump(mode="json"),

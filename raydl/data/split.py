@@ -338,16 +338,33 @@ def seeded_order(rows: ray.data.Dataset, seed: int) -> ray.data.Dataset:
 EVEN_BLOCK_BYTES = 8 * 1024 * 1024
 
 
-def even_blocks(ds: ray.data.Dataset) -> MaterializedDataset:
+def even_blocks(
+    ds: ray.data.Dataset, rows: int | None = None, row_bytes: float | None = None
+) -> MaterializedDataset:
     """``ds`` materialized in equal blocks of about ``EVEN_BLOCK_BYTES``, rows in order.
 
     How a training split reaches the workers depends on its blocks: Ray Data hands whole
     blocks to each worker, and a worker's shuffle buffer fills block by block. A sort's
     blocks differ from run to run (it samples its boundaries), so a reproducible run
-    needs a layout that depends only on the rows."""
-    ds = ds.materialize()
-    blocks = max(1, -(-ds.size_bytes() // EVEN_BLOCK_BYTES))
-    return ds.repartition(min(blocks, max(ds.count(), 1))).materialize()
+    needs a layout that depends only on the rows.
+
+    The block count comes from the materialized size, so it takes a second pass to cut
+    them. A caller that knows the rows and their size (``rows``, ``row_bytes``: those of
+    another split preprocessed alike) has them cut in the pass that computes them; the
+    count is checked against the size once there, and recut if the guess was off. Either
+    way the blocks are the same: a repartition splits by global row index."""
+    if rows and row_bytes:
+        guess = _even_count(rows * row_bytes, rows)
+        cut = ds.repartition(guess).materialize()
+        if _even_count(cut.size_bytes(), cut.count()) == guess:
+            return cut
+    else:
+        cut = ds.materialize()
+    return cut.repartition(_even_count(cut.size_bytes(), cut.count())).materialize()
+
+
+def _even_count(size_bytes: float, rows: int) -> int:
+    return int(min(max(1, -(-size_bytes // EVEN_BLOCK_BYTES)), max(rows, 1)))
 
 
 def take_split(

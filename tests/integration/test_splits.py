@@ -4,7 +4,9 @@ kept across the cuts, k folds that partition the non-test rows."""
 import numpy as np
 import pandas as pd
 import pytest
+import ray
 
+from raydl.data import split
 from raydl.data.prepare import fold_datasets, prepare_data
 from raydl.errors import DataError, SpecError
 from raydl.spec import validate_spec
@@ -165,3 +167,25 @@ def test_a_cached_train_split_has_the_same_blocks_every_time(ray_cluster, tmp_pa
         assert again_sizes == sizes
         np.testing.assert_array_equal(again_rows, rows)
     assert max(sizes) - min(sizes) <= 1, sizes  # equal blocks
+
+
+def test_equal_blocks_cut_in_one_pass_are_the_blocks_of_two(ray_cluster, monkeypatch):
+    """A train split whose row count and row size are known is cut into its equal blocks
+    in the pass that computes it; a guess that is off is recut. All three give one layout."""
+    monkeypatch.setattr(split, "EVEN_BLOCK_BYTES", 16 * 1024)
+    rows = ray.data.range_tensor(3000, shape=(8,), override_num_blocks=3).map_batches(
+        lambda b: {"x": b["data"].astype(np.float32), "y": b["data"][:, 0]}, batch_format="numpy"
+    )
+
+    def layout(blocks):
+        parts = list(blocks.iter_batches(batch_size=None, batch_format="numpy"))
+        return [len(p["y"]) for p in parts], np.concatenate([p["y"] for p in parts])
+
+    sizes, order = layout(split.even_blocks(rows))
+    assert len(sizes) > 3 and max(sizes) - min(sizes) <= 1, sizes
+    np.testing.assert_array_equal(order, np.arange(3000))
+    row_bytes = 8 * 4 + 8 + 8  # x float32 (8,) with its offset, y int64
+    for guess in (row_bytes, 1.0):  # right; far off (one block), so recut
+        again_sizes, again_order = layout(split.even_blocks(rows, rows=3000, row_bytes=guess))
+        assert again_sizes == sizes
+        np.testing.assert_array_equal(again_order, order)
