@@ -21,6 +21,24 @@ IMAGE_COLUMN = "image"  # the column of image sources: encoded bytes, base64 tex
 HASH_COLUMN = "_h"  # a row's 64-bit content hash (raydl.data.split)
 
 
+SOURCE_BLOCK_BYTES = 16 * 1024 * 1024
+SOURCE_BLOCKS = 8
+
+
+def source_blocks(columns: dict[str, np.ndarray]) -> int:
+    """How many blocks rows held in the driver (a builtin) become: one per
+    ``SOURCE_BLOCK_BYTES``, at most ``SOURCE_BLOCKS``.
+
+    Every block is a task in each Ray Data pass, and in a fresh Ray each task's worker
+    first imports Ray Data, pandas and pyarrow: 8 blocks of 30,000 Fashion-MNIST rows
+    (24 MB) made the first pass start 8 such workers on 2 cores, and a cold data stage
+    took 5.0-5.5 s against 3.6-4.0 s with 2. No result depends on the count: splits,
+    order and balancing go by each row's content hash, and a cached train split is
+    recut into equal blocks."""
+    size = sum(int(v.nbytes) for v in columns.values())
+    return int(min(SOURCE_BLOCKS, max(1, -(-size // SOURCE_BLOCK_BYTES))))
+
+
 def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
     """A Ray Dataset of ``blocks`` Arrow blocks; arrays of rank > 1 become tensor columns."""
     import pyarrow as pa

@@ -23,7 +23,7 @@ import ray
 
 from raydl.catalog import BUILTINS, SOURCES
 from raydl.catalog import TEXT_BUILTINS as TEXT_BUILTINS  # its home before the catalog
-from raydl.data.columns import IMAGE_COLUMN, TENSOR_COLUMN, dataset_from_arrays
+from raydl.data.columns import IMAGE_COLUMN, TENSOR_COLUMN, dataset_from_arrays, source_blocks
 from raydl.data.rows import rename_columns
 from raydl.errors import DataError
 from raydl.spec import BuiltinSource, DataSpec, FileSource, HFDiskSource, ImagesSource
@@ -205,7 +205,7 @@ def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         if builtin.task == "classification":  # what the limit may leave out (a warning)
             classes = sorted({str(v) for v in np.unique(columns[info.label])})
         columns = {k: v[: src.limit] for k, v in columns.items()}
-    return dataset_from_arrays(columns), SourceInfo(
+    return dataset_from_arrays(columns, blocks=source_blocks(columns)), SourceInfo(
         info.label,
         info.tensor_shape,
         builtin.task,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import ray
 
-from raydl.data import split
+from raydl.data import columns, split
 from raydl.data.prepare import fold_datasets, prepare_data
 from raydl.errors import DataError, SpecError
 from raydl.spec import validate_spec
@@ -167,6 +167,40 @@ def test_a_cached_train_split_has_the_same_blocks_every_time(ray_cluster, tmp_pa
         assert again_sizes == sizes
         np.testing.assert_array_equal(again_rows, rows)
     assert max(sizes) - min(sizes) <= 1, sizes  # equal blocks
+
+
+def test_no_split_depends_on_how_many_blocks_a_builtin_is_read_in(ray_cluster, monkeypatch):
+    """A builtin's rows become as many source blocks as their size asks for; the splits,
+    their order, the fitted scaling and a cached train split's blocks are the same
+    whether digits is read in one block or in eight."""
+    spec = validate_spec(
+        {
+            "name": "source-blocks",
+            "data": {"source": {"type": "builtin", "name": "digits"}, "label": "target", "cache": "always"},
+            "model": {"arch": "mlp"},
+        }
+    )
+
+    def splits():
+        prepared = prepare_data(spec)
+        out = {}
+        for name, ds in prepared.datasets.items():
+            parts = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
+            out[name] = (
+                [len(p["y"]) for p in parts] if name == "train" else None,
+                {k: np.concatenate([p[k] for p in parts]) for k in ("x", "y")},
+            )
+        return out
+
+    assert columns.source_blocks({"x": np.zeros((1797, 64))}) == 1
+    one = splits()
+    monkeypatch.setattr(columns, "SOURCE_BLOCK_BYTES", 64 * 1024)
+    assert columns.source_blocks({"x": np.zeros((1797, 64))}) == columns.SOURCE_BLOCKS
+    eight = splits()
+    for name in ("train", "val", "test"):
+        assert eight[name][0] == one[name][0], name  # the train split's blocks
+        for k in ("x", "y"):
+            np.testing.assert_array_equal(eight[name][1][k], one[name][1][k], err_msg=f"{name}.{k}")
 
 
 def test_equal_blocks_cut_in_one_pass_are_the_blocks_of_two(ray_cluster, monkeypatch):
