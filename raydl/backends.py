@@ -87,8 +87,11 @@ class TorchBackend:
         torch = self._torch
         from raydl.train import objectives
 
+        x = np.ascontiguousarray(x)
+        if not x.flags.writeable:  # a zero-copy view of an Arrow block: torch may not share it
+            x = x.copy()
         with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+            t = torch.from_numpy(x).to(self.device)
             if self.dtype is not None and t.is_floating_point() and t.dtype != self.dtype:
                 t = t.to(self.dtype)
             if self.own_objective:
