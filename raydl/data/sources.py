@@ -205,7 +205,8 @@ def read_builtin(data: DataSpec) -> tuple[ray.data.Dataset, SourceInfo]:
         if builtin.task == "classification":  # what the limit may leave out (a warning)
             classes = sorted({str(v) for v in np.unique(columns[info.label])})
         columns = {k: v[: src.limit] for k, v in columns.items()}
-    return dataset_from_arrays(columns, blocks=source_blocks(columns)), SourceInfo(
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return dataset_from_arrays(columns, blocks=source_blocks(columns, nodes)), SourceInfo(
         info.label,
         info.tensor_shape,
         builtin.task,

@@ -193,6 +193,8 @@ def test_no_split_depends_on_how_many_blocks_a_builtin_is_read_in(ray_cluster, m
         return out
 
     assert columns.source_blocks({"x": np.zeros((1797, 64))}) == 1
+    # on a cluster, a builtin spreads over the nodes (test_two_nodes.py) whatever its size
+    assert columns.source_blocks({"x": np.zeros((1797, 64))}, nodes=2) == columns.SOURCE_BLOCKS
     one = splits()
     monkeypatch.setattr(columns, "SOURCE_BLOCK_BYTES", 64 * 1024)
     assert columns.source_blocks({"x": np.zeros((1797, 64))}) == columns.SOURCE_BLOCKS
