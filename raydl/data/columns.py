@@ -42,7 +42,7 @@ def source_blocks(columns: dict[str, np.ndarray], nodes: int = 1) -> int:
     return int(min(SOURCE_BLOCKS, max(1, -(-size // SOURCE_BLOCK_BYTES))))
 
 
-def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
+def dataset_from_arrays(columns: dict[str, np.ndarray], blocks: int = SOURCE_BLOCKS) -> ray.data.Dataset:
     """A Ray Dataset of ``blocks`` Arrow blocks; arrays of rank > 1 become tensor columns."""
     import pyarrow as pa
     import ray.data
