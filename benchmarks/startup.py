@@ -5,12 +5,14 @@ and a plain PyTorch script, on the same model and Fashion-MNIST rows, in one run
 Three programs, each in a fresh interpreter so that imports are counted:
 
 (a) raydl: the code path of ``raydl run`` (``import raydl.cli``, ``load_spec``,
-    ``raydl.pipeline.run``), with a ``Display`` that timestamps each stage: imports and
-    spec, ``ray.init`` (``connect``), data preparation (read, clean, split, fit and apply
-    the preprocessing, cache), the start of training up to the loop's first line (the
-    worker group, or nothing when one worker trains in the driver), the first batch, the
-    epochs, evaluation (with Ray's shutdown) and the report. The loop itself reports when
-    it started and got its first batch (``loop_started_at``/``first_batch_at``).
+    ``raydl.cli.run_spec``), with a ``Display`` that timestamps each stage: imports and
+    spec, ``ray.init`` (``connect``, with torch and torchmetrics importing alongside it
+    and the rest of the pipeline's imports after it), data preparation (read, clean,
+    split, fit and apply the preprocessing, cache), the start of training up to the
+    loop's first line (the worker group, or nothing when one worker trains in the
+    driver), the first batch, the epochs, evaluation and the report; Ray shuts down after
+    the report, in "exit". The loop itself reports when it started and got its first
+    batch (``loop_started_at``/``first_batch_at``).
 (b) bare Ray Train: ``ray.init`` + ``ray.data.from_arrow`` of the rows parsed with numpy
     + ``TorchTrainer`` with a hand-written loop (``prepare_model``, ``iter_torch_batches``,
     a ``ray.train.report`` with a rank-0 checkpoint per epoch) — what a Ray user writes
@@ -61,9 +63,8 @@ import contextlib
 import json
 import sys
 
-import raydl.cli  # noqa: F401  (what the `raydl` command imports)
+import raydl.cli  # what the `raydl` command imports
 from raydl.checks import load_spec
-from raydl.pipeline import run
 from raydl.progress import Display
 
 T_IMPORTS = time.time()
@@ -84,7 +85,7 @@ class Timed(Display):
         marks["done"] = time.time()
 
 
-result = run(spec, runs_root=sys.argv[3], display=Timed(quiet=True))
+result = raydl.cli.run_spec(spec, runs_root=sys.argv[3], display=Timed(quiet=True))
 print("RESULT " + json.dumps({
     "t_start": T_START, "t_imports": T_IMPORTS, "t_spec": T_SPEC, "marks": marks,
     "epochs": epochs, "t_end": time.time(), "test_accuracy": result.metrics.get("accuracy"),

@@ -22,6 +22,8 @@ from rich.console import Console
 from raydl.errors import RaydlError
 
 if TYPE_CHECKING:
+    from raydl.pipeline import RunResult
+    from raydl.progress import Display
     from raydl.spec import JobSpec
 
 app = typer.Typer(
@@ -40,6 +42,12 @@ Overrides = Annotated[
     typer.Argument(help="Dotted overrides, e.g. train.epochs=3 model.params.dropout=0.1."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray's own logs.")]
+
+
+# The heaviest imports of `raydl run`'s pipeline that import no Ray: they load while Ray
+# starts (runtime.connect's ``meanwhile``). tests/unit/test_light_loading.py checks that
+# they import no Ray.
+ALONGSIDE_RAY = ("torch", "torchmetrics")
 
 
 class Interrupted(RaydlError):
@@ -87,12 +95,12 @@ def run(
 ) -> None:
     """Run a job: data → train → evaluate, on embedded Ray or the cluster it names."""
     from raydl.checks import load_spec
-    from raydl.pipeline import resume_run
-    from raydl.pipeline import run as run_job
     from raydl.progress import Display
 
     _setup_logging(verbose)
     if resume is not None:
+        from raydl.pipeline import resume_run
+
         if spec is not None or overrides:
             raise RaydlError(
                 "--resume: a resumed run uses the spec saved in its run directory; "
@@ -105,7 +113,18 @@ def run(
         raise RaydlError("run: give a job spec (raydl run JOB.yaml), or --resume RUN_DIR")
     job = load_spec(spec, overrides or [])
     with _interruptible():
-        run_job(job, runs_root=output, display=Display(console), verbose=verbose)
+        run_spec(job, runs_root=output, display=Display(console), verbose=verbose)
+
+
+def run_spec(job: JobSpec, *, runs_root: Path | None, display: Display, verbose: bool = False) -> RunResult:
+    """`raydl run SPEC`'s path once the spec is valid: Ray starts while the pipeline's
+    heaviest imports load (:data:`ALONGSIDE_RAY`), then the pipeline runs on it."""
+    from raydl.runtime import connect
+
+    with connect(job, verbose, meanwhile=ALONGSIDE_RAY):
+        from raydl.pipeline import run as run_job
+
+        return run_job(job, runs_root=runs_root, display=display, verbose=verbose)
 
 
 @app.command()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
@@ -93,14 +95,32 @@ def _use_token_auth_if_available() -> None:
         quiet.setLevel(level)
 
 
+def _import_all(names: Sequence[str]) -> None:
+    for name in names:
+        # a module that fails here fails again, with its own error, where it is used
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
 @contextlib.contextmanager
-def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
+def connect(
+    spec: JobSpec, verbose: bool = False, *, meanwhile: Sequence[str] = ()
+) -> Iterator[dict[str, float]]:
     """Use the Ray that is already initialized, join ``cluster.address``/``RAY_ADDRESS``,
     or start an embedded local Ray; shut down only what was started here.
+
+    ``meanwhile``: modules to import on a second thread while Ray starts, done before
+    this yields. ``ray.init`` mostly waits for the processes it starts, and an import
+    keeps one core busy: `raydl run` imports torch and torchmetrics (4 s on 2 cores)
+    alongside it. The modules must import no Ray, which the main thread is importing:
+    two threads entering one package's circular imports may see it half-initialized.
 
     Yields the cluster's total resources.
     """
     started = False
+    loading = threading.Thread(target=_import_all, args=(meanwhile,), name="raydl-imports", daemon=True)
+    if meanwhile:
+        loading.start()
     if not ray.is_initialized():
         address = spec.cluster.address or env.ray_address()
         # Quiet by default: Ray's start-up notes (auth token, dashboard) are not the
@@ -140,6 +160,8 @@ def connect(spec: JobSpec, verbose: bool = False) -> Iterator[dict[str, float]]:
                 )
         started = True
     quiet_ray_data()
+    if meanwhile:
+        loading.join()
     try:
         yield ray.cluster_resources()
     except Exception as e:

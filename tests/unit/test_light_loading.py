@@ -97,3 +97,28 @@ def test_the_predictor_and_its_backends_load_with_ray_blocked(repo_root):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
     assert result == {"predictor": True, "ray": []}
+
+
+# In a fresh interpreter: what `raydl run` imports on a second thread while Ray starts
+# (runtime.connect's `meanwhile`) must import no Ray, which the main thread is importing.
+ALONGSIDE = """
+import importlib, json, sys
+from raydl.cli import ALONGSIDE_RAY
+
+for name in ALONGSIDE_RAY:
+    importlib.import_module(name)
+print("\\nRESULT " + json.dumps({
+    "imported": list(ALONGSIDE_RAY),
+    "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray.")),
+}))
+"""
+
+
+def test_what_loads_alongside_ray_imports_no_ray(repo_root):
+    out = subprocess.run(
+        [sys.executable, "-c", ALONGSIDE], capture_output=True, text=True, timeout=120, cwd=repo_root
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
+    assert "torch" in result["imported"]
+    assert result["ray"] == []
