@@ -56,11 +56,7 @@ print("\\nRESULT " + json.dumps({"codes": codes, "heavy": heavy}))
 def test_validate_schema_and_load_spec_import_neither_torch_nor_ray(repo_root):
     jobs = sorted(glob.glob(os.path.join(repo_root, "jobs", "*.yaml")))
     script = f"JOBS = {jobs!r}\nHEAVY = {HEAVY!r}\n" + SCRIPT
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=repo_root
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
+    result = _fresh(script, repo_root)
     assert result["heavy"] == [], f"validating a spec imported {result['heavy']}"
     assert result["codes"]["schema"] == 0
     # every job validates (0), but one whose data folder is made first by a script (2)
@@ -91,12 +87,7 @@ print("\\nRESULT " + json.dumps({
 
 
 def test_the_predictor_and_its_backends_load_with_ray_blocked(repo_root):
-    out = subprocess.run(
-        [sys.executable, "-c", NO_RAY], capture_output=True, text=True, timeout=120, cwd=repo_root
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
-    assert result == {"predictor": True, "ray": []}
+    assert _fresh(NO_RAY, repo_root) == {"predictor": True, "ray": []}
 
 
 # In a fresh interpreter: what `raydl run` imports on a second thread while Ray starts
@@ -115,10 +106,15 @@ print("\\nRESULT " + json.dumps({
 
 
 def test_what_loads_alongside_ray_imports_no_ray(repo_root):
-    out = subprocess.run(
-        [sys.executable, "-c", ALONGSIDE], capture_output=True, text=True, timeout=120, cwd=repo_root
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
+    result = _fresh(ALONGSIDE, repo_root)
     assert "torch" in result["imported"]
     assert result["ray"] == []
+
+
+def _fresh(script: str, repo_root) -> dict:
+    """What ``script`` prints after ``RESULT `` when a fresh interpreter runs it."""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=repo_root
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.rsplit("RESULT ", 1)[1])
