@@ -59,7 +59,7 @@ class ClusterLost(RaydlError):
 def _lost_head(error: BaseException) -> str | None:
     """The head's GCS address when ``error`` came from Ray and the head no longer accepts
     connections; None otherwise (Ray answers: the error is something else)."""
-    if not type(error).__module__.startswith("ray") or not ray.is_initialized():
+    if type(error).__module__.split(".")[0] != "ray" or not ray.is_initialized():
         return None
     try:
         gcs = ray.get_runtime_context().gcs_address
@@ -164,6 +164,8 @@ def connect(
         loading.join()
     try:
         yield ray.cluster_resources()
+    except RaydlError:
+        raise  # already said in raydl's words (a ClusterLost from an inner connect, too)
     except Exception as e:
         head = _lost_head(e)
         if head is None:
