@@ -105,8 +105,8 @@ def _balance(
     would pay it every epoch, so its blocks are only visited in a random order."""
 
     def ordered(rows: ray.data.Dataset) -> ray.data.Dataset:
-        if cached:
-            return seeded_order(rows, spec.seed)
+        if cached:  # a deterministic cache is cut into its equal blocks next (_cache_train)
+            return seeded_order(rows, spec.seed, cut_back=not spec.train.deterministic)
         return rows.randomize_block_order(seed=spec.seed)
 
     how = spec.data.balance

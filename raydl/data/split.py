@@ -316,23 +316,26 @@ def _sort_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in batch.items() if k != ORDER_COLUMN}
 
 
-def seeded_order(rows: ray.data.Dataset, seed: int) -> ray.data.Dataset:
+def seeded_order(rows: ray.data.Dataset, seed: int, *, cut_back: bool = True) -> ray.data.Dataset:
     """``rows`` (with the hash column) in a pseudo-random order that depends only on each
     row's content and the seed — not on file order or block layout — so a sorted source
     (a folder per class, a CSV sorted by label) does not reach training class by class,
     and the same data and seed give the same order.
 
-    Rows that fit one block (``ONE_TASK_SORT_BYTES``) are sorted by one task and cut
-    back into as many blocks as they came in; Ray Data's distributed sort (sampled
-    boundaries, a map and a reduce stage) cost 4–10 s on 1,258 digits rows on 2 cores,
-    where one task takes milliseconds. Larger splits get the distributed sort. Both give
-    the same order."""
+    Rows that fit one block (``ONE_TASK_SORT_BYTES``) are sorted by one task; Ray Data's
+    distributed sort (sampled boundaries, a map and a reduce stage) cost 4–10 s on 1,258
+    digits rows on 2 cores, where one task takes milliseconds. The task gets every block
+    through ``map_batches``' bundling (a batch of all the rows), not a ``repartition(1)``,
+    whose all-to-all stage is a barrier of its own. Its one block is cut back into as many
+    as the rows came in, unless ``cut_back`` is false: a caller that cuts its own blocks
+    next (:func:`even_blocks`) would pay a second all-to-all for nothing. Larger splits get
+    the distributed sort. Both give the same order."""
     keyed = rows.map_batches(partial(_order_key, seed=seed), batch_format="numpy").materialize()
     if keyed.size_bytes() > ONE_TASK_SORT_BYTES:
         return keyed.sort(ORDER_COLUMN).drop_columns([ORDER_COLUMN])
     blocks = max(1, keyed.num_blocks())
-    one = keyed.repartition(1).map_batches(_sort_rows, batch_size=None, batch_format="numpy")
-    return one.repartition(blocks) if blocks > 1 else one
+    one = keyed.map_batches(_sort_rows, batch_size=max(1, keyed.count()), batch_format="numpy")
+    return one.repartition(blocks) if cut_back and blocks > 1 else one
 
 
 EVEN_BLOCK_BYTES = 8 * 1024 * 1024
