@@ -20,6 +20,10 @@ Three programs, each in a fresh interpreter so that imports are counted:
     evaluation of a test split and no report.
 (c) plain PyTorch: ``torchrun`` DDP with the same number of processes (``--workers``
     > 1), or one process (``--workers 1``), over tensors parsed with numpy: the floor.
+(d) the data stage's work alone: the same rows read, hashed (raydl's ``row_hashes``),
+    split by class, the scaling fitted (per-element sums) and applied, the train split
+    put in its seeded order, in numpy in one process: what data preparation would cost
+    if it cost only its work. The table's data preparation is printed against it.
 
 The same rows (the first ``--rows`` of Fashion-MNIST), the same 80/10/10 split sizes, the
 same model (``raydl.models.build_model``), optimizer (AdamW), batch size and epochs. The
@@ -52,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_overhead's hel
 from train_overhead import PLAIN_SCRIPT, REPO, RESULT_PREFIX, machine_facts  # noqa: E402
 
 FASHION = "/usr/share/datasets/fashion-mnist"
+EXIT = "exit (with ray.shutdown)"
 
 # (a) raydl's `raydl run` path with a Display that writes down when each stage begins.
 RAYDL_SCRIPT = r"""
@@ -184,6 +189,53 @@ print("RESULT " + json.dumps({
 """
 
 
+# (d) the data stage's work with no engine around it: what "data preparation" would cost
+# if it cost only its numpy, in one process (imports not counted).
+WORK_SCRIPT = r"""
+import time
+
+T_START = time.time()
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from raydl.data.sources import read_idx
+from raydl.data.split import _uniform, row_hashes
+
+T_IMPORTS = time.time()
+rows, root, seed = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+marks = {}
+x = np.concatenate([read_idx(root / f"{p}-images-idx3-ubyte.gz") for p in ("train", "t10k")])[:rows, None]
+y = np.concatenate([read_idx(root / f"{p}-labels-idx1-ubyte.gz") for p in ("train", "t10k")])[:rows]
+marks["read"] = time.time()
+h = row_hashes({"image": x, "label": y.astype(np.int64)})  # raydl's content hash
+duplicates = rows - len(np.unique(h))
+marks["hash and duplicates"] = time.time()
+u = _uniform(h, seed)
+split = np.zeros(rows, np.int8)  # 0 train, 1 val, 2 test: each class cut at its own quantiles
+for c in np.unique(y):
+    m = y == c
+    test_cut, val_cut = np.quantile(u[m], [0.1, 0.2])
+    split[m] = np.where(u[m] < test_cut, 2, np.where(u[m] < val_cut, 1, 0))
+marks["stratified split"] = time.time()
+flat = x.reshape(rows, -1)
+train = flat[split == 0].astype(np.float64)
+mean = train.sum(axis=0) / len(train)  # per-element sums and sums of squares, as fit_tensor's
+std = np.sqrt(np.maximum((train**2).sum(axis=0) / len(train) - mean**2, 0.0))
+std = np.where(std > 1e-12, std, 1.0)
+marks["fit the scaling"] = time.time()
+scaled = {k: ((flat[split == k] - mean) / std).astype(np.float32) for k in (0, 1, 2)}
+train_x = scaled[0][np.argsort(_uniform(h[split == 0], seed + 7919), kind="stable")]
+marks["scale, seeded order"] = time.time()
+print("RESULT " + json.dumps({
+    "t_start": T_START, "t_imports": T_IMPORTS, "marks": marks, "duplicates": int(duplicates),
+}), flush=True)
+"""
+
+
 def load_rows(rows: int, seed: int, path: str) -> dict[str, np.ndarray]:
     """The first ``rows`` Fashion-MNIST images as raydl's builtin reads them (train then
     t10k), scaled to [0, 1], cut 80/10/10 by a seeded permutation (the plain scripts'
@@ -253,11 +305,11 @@ def run_raydl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "loop to first batch": first["first_batch_at"] - first["loop_started_at"],
         "first epoch (rest)": first["at"] - first["first_batch_at"],
         "later epochs": ep[-1]["at"] - first["at"],
-        "evaluation + ray shutdown": m["report"] - m["evaluate"],
+        "evaluation": m["report"] - m["evaluate"],
         "report": m["done"] - m["report"],
     }
     phases["epochs to evaluation"] = m["evaluate"] - ep[-1]["at"]  # teardown of the trainer
-    phases["exit"] = out["t_exit"] - m["done"]
+    phases[EXIT] = out["t_exit"] - m["done"]  # run_spec shuts the embedded Ray down
     return {
         "phases": phases,
         "to_end_of_epoch_1": first["at"] - t_launch,
@@ -299,8 +351,7 @@ def run_bare(args: argparse.Namespace, work: Path, data_file: Path, params: dict
         "first epoch (rest)": first["at"] - first["first_batch_at"],
         "later epochs": ep[-1]["at"] - first["at"],
         "epochs to evaluation": out["t_fit"] - ep[-1]["at"],
-        "evaluation + ray shutdown": out["t_end"] - out["t_fit"],
-        "exit": out["t_exit"] - out["t_end"],
+        EXIT: out["t_exit"] - out["t_fit"],
     }
     return {
         "phases": phases,
@@ -338,7 +389,7 @@ def run_plain(
         "data preparation": out["t_data"] - out["t_init"],
         "first epoch (rest)": ends[0] - out["t_data"],
         "later epochs": ends[-1] - ends[0],
-        "exit": out["t_exit"] - ends[-1],
+        EXIT: out["t_exit"] - ends[-1],
     }
     return {
         "phases": phases,
@@ -347,6 +398,18 @@ def run_plain(
         "later_epoch_s": [b - a for a, b in zip(ends, ends[1:], strict=False)],
         "val_accuracy": out["epochs"][-1]["val_accuracy"],
     }
+
+
+def run_work(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The data stage's work in numpy, step by step (seconds), and in all."""
+    script = work / "data_work.py"
+    script.write_text(WORK_SCRIPT)
+    cmd = [sys.executable, str(script), str(args.rows), args.data_path, str(args.seed)]
+    out, _ = _run(cmd, _env(), args.timeout, work)
+    steps, before = {}, out["t_imports"]
+    for name, at in out["marks"].items():
+        steps[name], before = at - before, at
+    return {"steps": steps, "total": sum(steps.values())}
 
 
 PHASES = [
@@ -360,9 +423,9 @@ PHASES = [
     "first epoch (rest)",
     "later epochs",
     "epochs to evaluation",
-    "evaluation + ray shutdown",
+    "evaluation",
     "report",
-    "exit",
+    EXIT,
 ]
 
 
@@ -406,6 +469,12 @@ def show(results: dict[str, Any]) -> None:
         f"\nraydl adds {extra:+.1f} s end to end over the bare Ray Train script (which has no "
         "cleaning, stratified split, fitted scaling, test evaluation or report)."
     )
+    if "data_work" in results:
+        w, prep = results["data_work"], a["phases"]["data preparation"]
+        print(
+            f"data preparation: raydl {prep:.2f} s; its work in numpy in one process {w['total']:.2f} s "
+            f"({prep / w['total']:.1f}x): " + ", ".join(f"{k} {v:.2f}" for k, v in w["steps"].items())
+        )
     shares = [s for s in a["data_wait_share"] if s is not None]
     if shares:
         print(
@@ -457,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(3)
         print(f"(c) plain PyTorch (torchrun, {args.workers} process(es))", flush=True)
         results["plain"] = run_plain(args, work, data_file, params)
+        print("(d) the data stage's work in numpy", flush=True)
+        results["data_work"] = run_work(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
