@@ -30,7 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # startup's helpers
+from startup import REPO, child_env  # noqa: E402
 
 TRY = r"""
 import json, sys, time
@@ -53,13 +54,11 @@ print("RESULT " + json.dumps({"ready_s": ready - T0}))
 
 
 def one(mode: str, spec: Path) -> float:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     out = subprocess.run(
         [sys.executable, "-c", TRY, mode, str(spec)],
         capture_output=True,
         text=True,
-        env=env,
+        env=child_env(),
         cwd=REPO,
         timeout=300,
         check=False,

@@ -268,7 +268,8 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> tupl
     return out, t_launch
 
 
-def _env(threads: int | None = None) -> dict[str, str]:
+def child_env(threads: int | None = None) -> dict[str, str]:
+    """The environment of a benchmarked program: offline, this checkout importable."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     if threads is not None:
@@ -289,7 +290,7 @@ def run_raydl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     script.write_text(RAYDL_SCRIPT)
     out, t_launch = _run(
         [sys.executable, str(script), str(spec), json.dumps(overrides), str(work / "runs")],
-        _env(),
+        child_env(),
         args.timeout,
         work,
     )
@@ -338,7 +339,8 @@ def run_bare(args: argparse.Namespace, work: Path, data_file: Path, params: dict
         "seed": args.seed,
     }
     (work / "bare.json").write_text(json.dumps(cfg))
-    out, t_launch = _run([sys.executable, str(script), str(work / "bare.json")], _env(), args.timeout, work)
+    cmd = [sys.executable, str(script), str(work / "bare.json")]
+    out, t_launch = _run(cmd, child_env(), args.timeout, work)
     ep = [json.loads(line) for line in log.read_text().splitlines()]
     first = ep[0]
     phases = {
@@ -381,7 +383,7 @@ def run_plain(
     }
     (work / "plain.json").write_text(json.dumps(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.workers}"]
-    out, t_launch = _run([*cmd, str(script), str(work / "plain.json")], _env(1), args.timeout, work)
+    out, t_launch = _run([*cmd, str(script), str(work / "plain.json")], child_env(1), args.timeout, work)
     ends = out["epoch_ends"]
     phases = {
         "interpreter start": out["t_start"] - t_launch,
@@ -405,7 +407,7 @@ def run_work(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     script = work / "data_work.py"
     script.write_text(WORK_SCRIPT)
     cmd = [sys.executable, str(script), str(args.rows), args.data_path, str(args.seed)]
-    out, _ = _run(cmd, _env(), args.timeout, work)
+    out, _ = _run(cmd, child_env(), args.timeout, work)
     steps, before = {}, out["t_imports"]
     for name, at in out["marks"].items():
         steps[name], before = at - before, at
