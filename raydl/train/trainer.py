@@ -15,7 +15,7 @@ import ray
 import ray.data
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
-from ray.util.queue import Empty, Queue
+from ray.util.queue import Queue
 
 from raydl.catalog import metric_mode
 from raydl.data.prepare import PreparedData
@@ -177,19 +177,21 @@ def fit(
     )
 
     # The loop's rank 0 puts each epoch's metrics on a queue; a thread here writes them
-    # to metrics.jsonl and the progress display while fit() blocks.
-    done = threading.Event()
+    # to metrics.jsonl and the progress display while fit() blocks. It waits in the
+    # queue's actor until a row comes, and leaves at the None put after fit(): a get with
+    # a timeout, again and again, kept the actor and the driver busy beside the workers
+    # (queue actor and driver: 0.69 core-s in 30 s, against 0.36 for one waiting get; 2026-12-07).
     epochs: list[dict[str, Any]] = []
     tracker = Tracker(spec, run)
 
     def follow() -> None:
-        while not (done.is_set() and progress.empty()):
+        while True:
             try:
-                row = progress.get(timeout=0.5)
-            except Empty:
-                continue
+                row = progress.get()
             except ray.exceptions.RayError:  # the queue's actor is gone (a lost node):
                 return  # fit() raises what happened
+            if row is None:  # fit() has ended; rank 0's puts all came before (each waits)
+                return
             epochs.append(row)
             run.append_metrics(row)
             tracker.log(row)
@@ -210,7 +212,8 @@ def fit(
             raise user from e
         raise
     finally:
-        done.set()
+        with contextlib.suppress(ray.exceptions.RayError):  # the follower's end
+            progress.actor.put_nowait.remote(None)  # type: ignore[attr-defined]
         follower.join(timeout=10)
         tracker.close()
         with contextlib.suppress(ray.exceptions.RayError):  # gone already with a lost head
