@@ -34,6 +34,7 @@ idle machine; the load average before and after is recorded with the results.
 
     python benchmarks/train_overhead.py                      # defaults: 20000 rows, 4 epochs
     python benchmarks/train_overhead.py --rows 6000 --epochs 3
+    python benchmarks/train_overhead.py --rows 30000 --epochs 8 --pairs 5   # + 4 pairs by turns
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -394,6 +396,12 @@ def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path, timeo
     }
 
 
+def pair_of(raydl: dict[str, Any], plain: dict[str, Any], order: str) -> dict[str, Any]:
+    """One raydl run and one torchrun run, back to back: their steady rates and ratio."""
+    a, b = raydl["timing"]["steady_samples_per_s"], plain["timing"]["steady_samples_per_s"]
+    return {"order": order, "raydl": a, "plain": b, "ratio": a / b if a and b else None}
+
+
 # ------------------------------------------------------------------------ report
 def show(results: dict[str, Any]) -> None:
     from rich.console import Console
@@ -451,7 +459,17 @@ def show(results: dict[str, Any]) -> None:
         "",
         fmt(nv[-1].get("val_accuracy") if nv else None, 4),
     )
-    Console(width=None if sys.stdout.isatty() else 110).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    console.print(table)
+    if len(results["pairs"]) > 1:
+        pairs = Table(title="steady samples/s, pair by pair (deterministic raydl against torchrun)")
+        for col in ("pair", "order", "raydl", "plain", "raydl / plain"):
+            pairs.add_column(col, justify="left" if col in ("pair", "order") else "right")
+        for k, q in enumerate(results["pairs"], 1):
+            pairs.add_row(str(k), q["order"], fmt(q["raydl"]), fmt(q["plain"]), ratio(q["raydl"], q["plain"]))
+        median = results["ratio_steady_median_of_pairs"]
+        pairs.add_row("median", "", "", "", "-" if median is None else f"{median:.3f}")
+        console.print(pairs)
     m = results["machine"]
     print(
         f"{m['cpu_count']} CPUs, torch {m['torch']}, ray {m['ray']}; load average "
@@ -499,11 +517,19 @@ def main(argv: list[str] | None = None) -> int:
         help="where the JSON results go (default: %(default)s)",
     )
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="raydl/torchrun pairs run by turns (the first is (a) and (b)); the median ratio is printed",
+    )
+    parser.add_argument(
         "--plain-timeout", type=float, default=3600, help="seconds before the torchrun run is abandoned"
     )
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: steady state is measured after epoch 1")
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     if args.batch_size < args.workers:
         parser.error("--batch-size must be at least --workers")
 
@@ -534,13 +560,42 @@ def main(argv: list[str] | None = None) -> int:
         results["raydl"] = run_raydl(spec, workdir, data_file)
         time.sleep(2)  # let Ray's processes exit before the plain run takes the CPUs
         print(f"(b) plain: torchrun --standalone --nproc_per_node={args.workers}", flush=True)
-        results["plain"] = run_plain(spec, results["raydl"], workdir, data_file, args.plain_timeout)
+        retried: list[str] = []
+        results["plain_retried"] = retried
+
+        def plain() -> dict[str, Any]:
+            try:
+                return run_plain(spec, results["raydl"], workdir, data_file, args.plain_timeout)
+            except RuntimeError as e:
+                # gloo aborts a torchrun process now and then (SIGABRT); one retry, said in
+                # the results, keeps the rest of the run
+                print(f"  torchrun failed, run again: {str(e).splitlines()[0]}", flush=True)
+                retried.append(str(e)[-2000:])
+                time.sleep(2)
+                return run_plain(spec, results["raydl"], workdir, data_file, args.plain_timeout)
+
+        results["plain"] = plain()
         time.sleep(2)
         # (c) the cost of reproducibility: the same run with Ray Data free to hand blocks
         # to whichever worker asks first, and no per-epoch seeding
         print("(c) raydl with train.deterministic: false", flush=True)
         loose = spec.model_copy(update={"train": spec.train.model_copy(update={"deterministic": False})})
         results["raydl_nondeterministic"] = run_raydl(loose, workdir / "c", workdir / "c.npz")
+        results["pairs"] = [pair_of(results["raydl"], results["plain"], "raydl first")]
+        for k in range(2, args.pairs + 1):
+            # more pairs by turns, each on the first's exported rows: on a host whose speed
+            # drifts between runs, one pair's ratio says little, their median more
+            plain_first = k % 2 == 0
+            order = "plain first" if plain_first else "raydl first"
+            print(f"(pair {k} of {args.pairs}, {order})", flush=True)
+            runs: dict[str, Any] = {}
+            for arm in ("plain", "raydl") if plain_first else ("raydl", "plain"):
+                if arm == "plain":
+                    runs[arm] = plain()
+                else:
+                    runs[arm] = run_raydl(spec, workdir / f"pair{k}", workdir / f"pair{k}.npz")
+                time.sleep(2)
+            results["pairs"].append(pair_of(runs["raydl"], runs["plain"], order))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
@@ -556,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         if r["steady_samples_per_s"] and n["steady_samples_per_s"]
         else None
     )
+    ratios = [q["ratio"] for q in results["pairs"] if q["ratio"] is not None]
+    results["ratio_steady_median_of_pairs"] = statistics.median(ratios) if ratios else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     show(results)
