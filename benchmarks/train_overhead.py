@@ -422,7 +422,7 @@ def show(results: dict[str, Any]) -> None:
         f"{results['raydl']['train_rows']:,} train rows, {c['epochs']} epochs, "
         f"{c['workers']}x{c['batch_size'] // c['workers']} batch"
     )
-    table.add_column("measure")
+    table.add_column("measure", no_wrap=True)
     table.add_column("raydl (Ray Train)", justify="right")
     table.add_column("plain (torchrun)", justify="right")
     table.add_column("raydl / plain", justify="right")
@@ -459,7 +459,7 @@ def show(results: dict[str, Any]) -> None:
         "",
         fmt(nv[-1].get("val_accuracy") if nv else None, 4),
     )
-    console = Console(width=None if sys.stdout.isatty() else 110)
+    console = Console(width=None if sys.stdout.isatty() else 140)  # a log: one line a row
     console.print(table)
     if len(results["pairs"]) > 1:
         pairs = Table(title="steady samples/s, pair by pair (deterministic raydl against torchrun)")
