@@ -2,7 +2,7 @@
 """The fixed cost of a run: each phase of ``raydl run`` against a bare Ray Train script
 and a plain PyTorch script, on the same model and Fashion-MNIST rows, in one run.
 
-Three programs, each in a fresh interpreter so that imports are counted:
+Five programs, each in a fresh interpreter so that imports are counted:
 
 (a) raydl: the code path of ``raydl run`` (``import raydl.cli``, ``load_spec``,
     ``raydl.cli.run_spec``), with a ``Display`` that timestamps each stage: imports and
@@ -24,6 +24,15 @@ Three programs, each in a fresh interpreter so that imports are counted:
     split by class, the scaling fitted (per-element sums) and applied, the train split
     put in its seeded order, in numpy in one process: what data preparation would cost
     if it cost only its work. The table's data preparation is printed against it.
+(e) the same work written plainly in Ray Data, as a Ray user would without raydl: the
+    rows in a block a core (``from_arrow``), hashed in a materialized pass, the split
+    plan from the (label, hash) keys in the driver, the per-element sums from one
+    ``map_batches`` pass, val scaled and train scaled and ``random_shuffle(seed=)``'d,
+    both materialized. It runs in a fresh Ray started as raydl's embedded one (CPUs,
+    object store, no progress bars), after importing torch and torchmetrics as raydl's
+    driver has when its data stage starts; then once more in the same process (warm).
+    raydl's data preparation minus this is the part that is raydl's own: the rest is
+    what Ray Data costs anyone.
 
 The same rows (the first ``--rows`` of Fashion-MNIST), the same 80/10/10 split sizes, the
 same model (``raydl.models.build_model``), optimizer (AdamW), batch size and epochs. The
@@ -236,6 +245,112 @@ print("RESULT " + json.dumps({
 """
 
 
+# (e) the same work written plainly in Ray Data: what a Ray user's own data stage costs,
+# cold, in a fresh Ray (started as raydl starts its embedded one), with the driver's
+# imports done as raydl's are when its data stage starts; then once more, warm.
+RAY_DATA_SCRIPT = r"""
+import time
+
+T_START = time.time()
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import ray
+from ray.data.extensions import ArrowTensorArray
+
+cfg = json.loads(sys.argv[1])
+ray.init(
+    address="local", num_cpus=cfg["num_cpus"], object_store_memory=cfg["object_store"],
+    include_dashboard=False, log_to_driver=False,
+)
+T_INIT = time.time()
+ctx = ray.data.DataContext.get_current()  # quiet, as raydl's (no progress bars)
+ctx.enable_progress_bars = False
+ctx.print_on_execution_start = False
+import torch, torchmetrics  # noqa: E401,F401  raydl's driver holds them when its data stage starts
+
+from raydl.data.sources import read_idx
+from raydl.data.split import _uniform, row_hashes
+
+T_IMPORTS = time.time()
+rows, root, seed = cfg["rows"], Path(cfg["root"]), cfg["seed"]
+
+
+def hashed(batch):
+    batch["h"] = row_hashes({"image": batch["image"], "label": batch["label"]}).view(np.int64)
+    return batch
+
+
+def prepare():
+    marks, t0 = {}, time.time()
+    x = np.concatenate([read_idx(root / f"{p}-images-idx3-ubyte.gz") for p in ("train", "t10k")])[:rows, None]
+    y = np.concatenate([read_idx(root / f"{p}-labels-idx1-ubyte.gz") for p in ("train", "t10k")])[:rows]
+    y = y.astype(np.int64)
+    parts = np.array_split(np.arange(rows), cfg["num_cpus"] // 2)  # a block a core
+    ds = ray.data.from_arrow(
+        [pa.table({"image": ArrowTensorArray.from_numpy(x[i]), "label": y[i]}) for i in parts]
+    )
+    rows_h = ds.map_batches(hashed, batch_format="numpy").materialize()
+    marks["read, hash (materialized)"] = time.time()
+    keys = rows_h.select_columns(["label", "h"]).to_pandas()
+    u = _uniform(keys["h"].to_numpy().view(np.uint64), seed)
+    duplicates = rows - keys["h"].nunique()
+    cuts = {}
+    for c in np.unique(keys["label"]):  # each class cut at its own quantiles
+        cuts[int(c)] = tuple(np.quantile(u[keys["label"].to_numpy() == c], [0.1, 0.2]))
+    marks["stratified split plan"] = time.time()
+
+    def split_of(batch):
+        u = _uniform(batch["h"].view(np.uint64), seed)
+        lo, hi = (np.array([cuts[int(c)][k] for c in batch["label"]]) for k in (0, 1))
+        return np.where(u < lo, 2, np.where(u < hi, 1, 0)), u
+
+    def keep(k):
+        def rows_of(batch):
+            s, _ = split_of(batch)
+            return {c: v[s == k] for c, v in batch.items()}
+        return rows_of
+
+    train, val = (rows_h.map_batches(keep(k), batch_format="numpy") for k in (0, 1))
+
+    def sums(batch):
+        flat = batch["image"].reshape(len(batch["image"]), -1).astype(np.float64)
+        return {"s": flat.sum(0)[None], "q": (flat**2).sum(0)[None], "n": np.array([len(flat)])}
+
+    got = train.map_batches(sums, batch_format="numpy", batch_size=None).take_all()
+    n = sum(int(g["n"]) for g in got)
+    mean = sum(g["s"] for g in got) / n
+    std = np.sqrt(np.maximum(sum(g["q"] for g in got) / n - mean**2, 0.0))
+    std = np.where(std > 1e-12, std, 1.0)
+    marks["fit the scaling"] = time.time()
+
+    def scale(batch):
+        flat = batch["image"].reshape(len(batch["image"]), -1)
+        x = ((flat - mean) / std).astype(np.float32).reshape(batch["image"].shape)
+        return {"x": x, "y": batch["label"]}
+
+    val_ds = val.map_batches(scale, batch_format="numpy").materialize()
+    train_ds = train.map_batches(scale, batch_format="numpy").random_shuffle(seed=seed).materialize()
+    marks["scale; val, train in seeded order (materialized)"] = time.time()
+    return {
+        "marks": marks, "t0": t0, "duplicates": int(duplicates),
+        "rows": {"train": train_ds.count(), "val": val_ds.count()},
+    }
+
+
+cold = prepare()
+warm = prepare()
+print("RESULT " + json.dumps({
+    "t_start": T_START, "t_init": T_INIT, "t_imports": T_IMPORTS, "cold": cold, "warm": warm,
+}), flush=True)
+ray.shutdown()
+"""
+
+
 def load_rows(rows: int, seed: int, path: str) -> dict[str, np.ndarray]:
     """The first ``rows`` Fashion-MNIST images as raydl's builtin reads them (train then
     t10k), scaled to [0, 1], cut 80/10/10 by a seeded permutation (the plain scripts'
@@ -414,6 +529,30 @@ def run_work(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {"steps": steps, "total": sum(steps.values())}
 
 
+def run_ray_data(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The data stage's work written plainly in Ray Data: cold and warm (seconds)."""
+    from raydl.env import object_store_bytes
+    from raydl.runtime import default_num_cpus
+
+    script = work / "ray_data_work.py"
+    script.write_text(RAY_DATA_SCRIPT)
+    cfg = {
+        "rows": args.rows,
+        "root": args.data_path,
+        "seed": args.seed,
+        "num_cpus": default_num_cpus(),
+        "object_store": object_store_bytes(),
+    }
+    out, _ = _run([sys.executable, str(script), json.dumps(cfg)], child_env(), args.timeout, work)
+    result: dict[str, Any] = {"ray.init": out["t_init"] - out["t_start"]}
+    for run in ("cold", "warm"):
+        steps, before = {}, out[run]["t0"]
+        for name, at in out[run]["marks"].items():
+            steps[name], before = at - before, at
+        result[run] = {"steps": steps, "total": sum(steps.values()), "rows": out[run]["rows"]}
+    return result
+
+
 PHASES = [
     "interpreter start",
     "imports",
@@ -480,6 +619,14 @@ def show(results: dict[str, Any]) -> None:
         # Ray Data's first executions start its operators in fresh workers: raydl pays for
         # that in data preparation, the bare script (its rows parsed and scaled before the
         # clock starts) in its first batch
+        if "ray_data_work" in results:
+            r = results["ray_data_work"]
+            cold, warm = r["cold"]["total"], r["warm"]["total"]
+            print(
+                f"the same work written plainly in Ray Data: {cold:.2f} s cold, in a fresh Ray "
+                f"({prep / cold:.2f}x raydl / plain Ray Data: raydl's own share {prep - cold:+.2f} s), "
+                f"{warm:.2f} s warm: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cold"]["steps"].items())
+            )
         first = [r["phases"]["data preparation"] + r["phases"]["loop to first batch"] for r in (a, b)]
         print(
             f"data preparation + first batch: raydl {first[0]:.2f} s, bare {first[1]:.2f} s: raydl's "
@@ -547,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
             results["plain"] = run_plain(args, work, data_file, params)
         print("(d) the data stage's work in numpy", flush=True)
         results["data_work"] = run_work(args, work)
+        time.sleep(3)
+        print("(e) the same work written plainly in Ray Data", flush=True)
+        results["ray_data_work"] = run_ray_data(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
