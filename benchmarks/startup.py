@@ -43,6 +43,7 @@ This is a benchmark, not a test: it asserts nothing. Run it on an otherwise idle
 
     python benchmarks/startup.py                          # 30000 rows, 3 epochs, 2 workers
     python benchmarks/startup.py --workers 1              # one worker: raydl trains in the driver
+    python benchmarks/startup.py --pairs 5                # + 4 raydl/bare pairs by turns: the median
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -438,12 +440,15 @@ def run_raydl(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def run_bare(args: argparse.Namespace, work: Path, data_file: Path, params: dict[str, Any]) -> dict[str, Any]:
-    script, log = work / "bare_ray_train.py", work / "bare_epochs.jsonl"
+    # a run of its own each time (--pairs): Ray Train would restore a run of the same name
+    # from its storage, and the epochs' log would hold two runs
+    k = len(list(work.glob("bare-*.jsonl")))
+    script, log = work / "bare_ray_train.py", work / f"bare-{k}.jsonl"
     script.write_text(BARE_SCRIPT)
     cfg = {
         "data": str(data_file),
         "log": str(log),
-        "storage": str(work / "bare"),
+        "storage": str(work / f"bare-{k}"),
         "workers": args.workers,
         "num_cpus": 2 * (os.cpu_count() or 1),  # as raydl's embedded Ray
         "epochs": args.epochs,
@@ -553,6 +558,20 @@ def run_ray_data(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return result
 
 
+def pair_of(raydl: dict[str, Any], bare: dict[str, Any], order: str) -> dict[str, Any]:
+    """One raydl run and one bare Ray Train run, back to back: what raydl adds, end to end
+    and in the phases where the two differ most."""
+    pa, pb = raydl["phases"], bare["phases"]
+    return {
+        "order": order,
+        "raydl": raydl["end_to_end"],
+        "bare": bare["end_to_end"],
+        "adds": raydl["end_to_end"] - bare["end_to_end"],
+        "data_preparation": [pa["data preparation"], pb["data preparation"]],
+        "to_the_loop": [pa["to the loop (worker group)"], pb["to the loop (worker group)"]],
+    }
+
+
 PHASES = [
     "interpreter start",
     "imports",
@@ -640,6 +659,16 @@ def show(results: dict[str, Any]) -> None:
             + ", ".join(f"{100 * s:.1f} %" for s in shares)
             + ")"
         )
+    if len(results.get("pairs", [])) > 1:
+        print("\nraydl against bare Ray Train, pair by pair (end to end; data preparation, to the loop):")
+        for k, q in enumerate(results["pairs"], 1):
+            (dp_a, dp_b), (tl_a, tl_b) = q["data_preparation"], q["to_the_loop"]
+            print(
+                f"  {k}. {q['order']:12} raydl {q['raydl']:6.1f}  bare {q['bare']:6.1f}  "
+                f"adds {q['adds']:+5.1f}"
+                f"   data {dp_a:5.2f} / {dp_b:4.2f}   to the loop {tl_a:5.2f} / {tl_b:5.2f}"
+            )
+        print(f"  median: raydl adds {results['adds_median_of_pairs']:+.1f} s")
     accs = ", ".join(f"{k} {f(r['val_accuracy'])}" for k, r in (("raydl", a), ("bare", b), ("plain", c)))
     print(f"val accuracy: {accs}")
     print(f"load average {results['load_average_before']} before, {results['load_average_after']} after")
@@ -655,6 +684,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="training processes in all three")
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="raydl/bare pairs run by turns (the first is (a) and (b)); prints the median of what raydl adds",
+    )
     parser.add_argument("--data-path", default=FASHION, help="folder of the Fashion-MNIST IDX files")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a program is abandoned")
     parser.add_argument(
@@ -663,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2")
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     params = {"channels": [16, 32], "hidden": 128, "dropout": 0.1}  # jobs/fashion_mnist_cnn.yaml's
     results: dict[str, Any] = {
         "benchmark": "startup",
@@ -697,9 +734,24 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(3)
         print("(e) the same work written plainly in Ray Data", flush=True)
         results["ray_data_work"] = run_ray_data(args, work)
+        results["pairs"] = [pair_of(results["raydl"], results["bare_ray_train"], "raydl first")]
+        for k in range(2, args.pairs + 1):
+            # more pairs by turns: on a host whose speed drifts between runs, one pair's
+            # difference says little, their median more
+            bare_first = k % 2 == 0
+            order = "bare first" if bare_first else "raydl first"
+            print(f"(pair {k} of {args.pairs}, {order})", flush=True)
+            runs: dict[str, Any] = {}
+            for arm in ("bare", "raydl") if bare_first else ("raydl", "bare"):
+                time.sleep(3)
+                runs[arm] = (
+                    run_bare(args, work, data_file, params) if arm == "bare" else run_raydl(args, work)
+                )
+            results["pairs"].append(pair_of(runs["raydl"], runs["bare"], order))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    results["adds_median_of_pairs"] = statistics.median(q["adds"] for q in results["pairs"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     show(results)
