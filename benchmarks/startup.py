@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_overhead's helpers
-from train_overhead import PLAIN_SCRIPT, REPO, RESULT_PREFIX, machine_facts  # noqa: E402
+from train_overhead import PLAIN_SCRIPT, REPO, RESULT_PREFIX, machine_facts, more_pairs  # noqa: E402
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 EXIT = "exit (with ray.shutdown)"
@@ -301,19 +301,16 @@ def prepare():
     keys = rows_h.select_columns(["label", "h"]).to_pandas()
     u = _uniform(keys["h"].to_numpy().view(np.uint64), seed)
     duplicates = rows - keys["h"].nunique()
-    cuts = {}
-    for c in np.unique(keys["label"]):  # each class cut at its own quantiles
-        cuts[int(c)] = tuple(np.quantile(u[keys["label"].to_numpy() == c], [0.1, 0.2]))
+    label = keys["label"].to_numpy()
+    cuts = np.zeros((label.max() + 1, 2))  # each class cut at its own quantiles
+    for c in np.unique(label):
+        cuts[c] = np.quantile(u[label == c], [0.1, 0.2])
     marks["stratified split plan"] = time.time()
-
-    def split_of(batch):
-        u = _uniform(batch["h"].view(np.uint64), seed)
-        lo, hi = (np.array([cuts[int(c)][k] for c in batch["label"]]) for k in (0, 1))
-        return np.where(u < lo, 2, np.where(u < hi, 1, 0)), u
 
     def keep(k):
         def rows_of(batch):
-            s, _ = split_of(batch)
+            u, (lo, hi) = _uniform(batch["h"].view(np.uint64), seed), cuts[batch["label"]].T
+            s = np.where(u < lo, 2, np.where(u < hi, 1, 0))
             return {c: v[s == k] for c, v in batch.items()}
         return rows_of
 
@@ -735,18 +732,11 @@ def main(argv: list[str] | None = None) -> int:
         print("(e) the same work written plainly in Ray Data", flush=True)
         results["ray_data_work"] = run_ray_data(args, work)
         results["pairs"] = [pair_of(results["raydl"], results["bare_ray_train"], "raydl first")]
-        for k in range(2, args.pairs + 1):
-            # more pairs by turns: on a host whose speed drifts between runs, one pair's
-            # difference says little, their median more
-            bare_first = k % 2 == 0
-            order = "bare first" if bare_first else "raydl first"
-            print(f"(pair {k} of {args.pairs}, {order})", flush=True)
-            runs: dict[str, Any] = {}
-            for arm in ("bare", "raydl") if bare_first else ("raydl", "bare"):
-                time.sleep(3)
-                runs[arm] = (
-                    run_bare(args, work, data_file, params) if arm == "bare" else run_raydl(args, work)
-                )
+        arms = {
+            "raydl": lambda k: run_raydl(args, work),
+            "bare": lambda k: run_bare(args, work, data_file, params),
+        }
+        for order, runs in more_pairs(args.pairs, arms, rest_s=3):
             results["pairs"].append(pair_of(runs["raydl"], runs["bare"], order))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -397,6 +398,26 @@ def run_plain(spec, facts: dict[str, Any], workdir: Path, data_file: Path, timeo
     }
 
 
+def more_pairs(
+    pairs: int, arms: dict[str, Callable[[int], dict[str, Any]]], rest_s: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Pairs 2..``pairs`` of raydl and one other program (``arms``: name → run, given the
+    pair's number), run by turns: the other goes first in even pairs. On a host whose
+    speed drifts between runs, one pair says little, the median of several more. Yields
+    ``(order, {arm: result})``; ``rest_s`` seconds before each run let the last one's
+    processes exit."""
+    other = next(a for a in arms if a != "raydl")
+    for k in range(2, pairs + 1):
+        other_first = k % 2 == 0
+        order = f"{other} first" if other_first else "raydl first"
+        print(f"(pair {k} of {pairs}, {order})", flush=True)
+        runs: dict[str, Any] = {}
+        for arm in (other, "raydl") if other_first else ("raydl", other):
+            time.sleep(rest_s)
+            runs[arm] = arms[arm](k)
+        yield order, runs
+
+
 def pair_of(raydl: dict[str, Any], plain: dict[str, Any], order: str) -> dict[str, Any]:
     """One raydl run and one torchrun run, back to back: their steady rates and ratio."""
     a, b = raydl["timing"]["steady_samples_per_s"], plain["timing"]["steady_samples_per_s"]
@@ -583,19 +604,9 @@ def main(argv: list[str] | None = None) -> int:
         loose = spec.model_copy(update={"train": spec.train.model_copy(update={"deterministic": False})})
         results["raydl_nondeterministic"] = run_raydl(loose, workdir / "c", None)
         results["pairs"] = [pair_of(results["raydl"], results["plain"], "raydl first")]
-        for k in range(2, args.pairs + 1):
-            # more pairs by turns, each on the first's exported rows: on a host whose speed
-            # drifts between runs, one pair's ratio says little, their median more
-            plain_first = k % 2 == 0
-            order = "plain first" if plain_first else "raydl first"
-            print(f"(pair {k} of {args.pairs}, {order})", flush=True)
-            runs: dict[str, Any] = {}
-            for arm in ("plain", "raydl") if plain_first else ("raydl", "plain"):
-                if arm == "plain":
-                    runs[arm] = plain()
-                else:
-                    runs[arm] = run_raydl(spec, workdir / f"pair{k}", None)
-                time.sleep(2)
+        # the later pairs run on the first's exported rows
+        arms = {"raydl": lambda k: run_raydl(spec, workdir / f"pair{k}", None), "plain": lambda k: plain()}
+        for order, runs in more_pairs(args.pairs, arms, rest_s=2):
             results["pairs"].append(pair_of(runs["raydl"], runs["plain"], order))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
