@@ -376,7 +376,7 @@ def cut_rows(ds: ray.data.Dataset, rows: int, blocks: int) -> ray.data.Dataset:
     A streaming repartition, cut as the rows pass, not ``repartition(blocks)``: that one
     is an all-to-all stage, a barrier whose split and reduce tasks took microseconds and
     the stage 0.1–1.5 s (30,000 Fashion-MNIST rows on 2 cores, benchmarks/README.md)."""
-    return ds.repartition(target_num_rows_per_block=max(1, -(-rows // max(1, blocks))), strict=True)
+    return ds.repartition(target_num_rows_per_block=max(1, -(-rows // blocks)), strict=True)
 
 
 def _even_count(size_bytes: float, rows: int) -> int:
